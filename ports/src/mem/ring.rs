@@ -1,0 +1,179 @@
+//! A single-producer single-consumer ring of frame slots.
+//!
+//! The `mem` wire carries frames as bytes, like a cable: the sender copies a
+//! frame into a slot and its buffer completes at once; the receiver copies it
+//! into a buffer of its own RX pool, as a NIC's DMA would. Producer and
+//! consumer each publish their index once per burst.
+
+use crate::region::{HugepagePolicy, MemRegion};
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes in front of each slot's frame: length and tag (u32: tag << 24 |
+/// length), RSS hash (u32).
+const SLOT_HDR: usize = 8;
+
+pub(crate) struct FrameRing {
+    mem: MemRegion,
+    mask: usize,
+    slot_size: usize,
+    /// Next slot the producer writes (written by the producer only).
+    head: CachePadded<AtomicUsize>,
+    /// Next slot the consumer reads (written by the consumer only).
+    tail: CachePadded<AtomicUsize>,
+}
+
+impl FrameRing {
+    /// `slots` is rounded up to a power of two; each holds `max_frame` bytes.
+    pub(crate) fn new(slots: usize, max_frame: usize) -> std::io::Result<FrameRing> {
+        let slots = slots.max(2).next_power_of_two();
+        let slot_size = (SLOT_HDR + max_frame).next_multiple_of(64);
+        let mem = MemRegion::new(slots * slot_size, HugepagePolicy::Never)?;
+        Ok(FrameRing {
+            mem,
+            mask: slots - 1,
+            slot_size,
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub(crate) fn max_frame(&self) -> usize {
+        self.slot_size - SLOT_HDR
+    }
+
+    #[inline(always)]
+    fn slot(&self, i: usize) -> *mut u8 {
+        // SAFETY: (i & mask) < slots, so the slot lies inside `mem`.
+        unsafe { self.mem.base().as_ptr().add((i & self.mask) * self.slot_size) }
+    }
+
+    /// Starts a producer batch: returns (head, free slots).
+    #[inline]
+    pub(crate) fn producer_begin(&self) -> (usize, usize) {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        (head, self.mask + 1 - head.wrapping_sub(tail))
+    }
+
+    /// Writes a frame at position `pos` (between `producer_begin`'s head and
+    /// head + free).
+    ///
+    /// # Safety
+    /// Only the ring's single producer may call this, for a position inside
+    /// the free range it got from `producer_begin`, and `frame.len()` must be
+    /// at most `max_frame()`.
+    #[inline]
+    pub(crate) unsafe fn write(&self, pos: usize, frame: &[u8], hash: u32, tag: u8) {
+        let s = self.slot(pos);
+        // SAFETY: the slot is free (the consumer is past it), owned by the
+        // sole producer, and large enough for the header and the frame.
+        unsafe {
+            s.cast::<u32>().write_unaligned((tag as u32) << 24 | frame.len() as u32);
+            s.add(4).cast::<u32>().write_unaligned(hash);
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), s.add(SLOT_HDR), frame.len());
+        }
+    }
+
+    /// Publishes everything written up to `new_head`.
+    #[inline]
+    pub(crate) fn producer_commit(&self, new_head: usize) {
+        self.head.store(new_head, Ordering::Release);
+    }
+
+    /// Starts a consumer batch: returns (tail, frames available).
+    #[inline]
+    pub(crate) fn consumer_begin(&self) -> (usize, usize) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Acquire);
+        (tail, head.wrapping_sub(tail))
+    }
+
+    /// Reads the frame at `pos`: (bytes, hash, tag).
+    ///
+    /// # Safety
+    /// Only the single consumer may call this, for a position inside the
+    /// range it got from `consumer_begin`, and it must not keep the slice past
+    /// `consumer_commit`.
+    #[inline]
+    pub(crate) unsafe fn read(&self, pos: usize) -> (&[u8], u32, u8) {
+        let s = self.slot(pos);
+        // SAFETY: the producer published this slot (Acquire in
+        // consumer_begin) and will not touch it until we commit past it. The
+        // length was written by our own producer, but clamp it anyway.
+        unsafe {
+            let w = s.cast::<u32>().read_unaligned();
+            let len = ((w & 0x00ff_ffff) as usize).min(self.max_frame());
+            let hash = s.add(4).cast::<u32>().read_unaligned();
+            (std::slice::from_raw_parts(s.add(SLOT_HDR), len), hash, (w >> 24) as u8)
+        }
+    }
+
+    /// Releases everything read up to `new_tail`.
+    #[inline]
+    pub(crate) fn consumer_commit(&self, new_tail: usize) {
+        self.tail.store(new_tail, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spsc_transfers_every_frame_in_order() {
+        let r = std::sync::Arc::new(FrameRing::new(64, 128).expect("ring"));
+        let total = 100_000u32;
+        let prod = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut next = 0u32;
+                while next < total {
+                    let (head, free) = r.producer_begin();
+                    let n = free.min((total - next) as usize);
+                    for k in 0..n {
+                        let v = next + k as u32;
+                        let frame = v.to_le_bytes();
+                        // SAFETY: sole producer, inside the free range, 4 <= max_frame.
+                        unsafe { r.write(head + k, &frame[..(v as usize % 4) + 1], v, (v % 7) as u8) };
+                    }
+                    r.producer_commit(head + n);
+                    next += n as u32;
+                }
+            })
+        };
+        let mut got = 0u32;
+        while got < total {
+            let (tail, avail) = r.consumer_begin();
+            for k in 0..avail {
+                // SAFETY: sole consumer, inside the published range.
+                let (f, h, tag) = unsafe { r.read(tail + k) };
+                assert_eq!(h, got);
+                assert_eq!(tag, (got % 7) as u8);
+                assert_eq!(f.len(), (got as usize % 4) + 1);
+                assert_eq!(f, &got.to_le_bytes()[..f.len()]);
+                got += 1;
+            }
+            r.consumer_commit(tail + avail);
+        }
+        prod.join().expect("producer");
+        assert_eq!(r.consumer_begin().1, 0);
+    }
+
+    #[test]
+    fn full_ring_reports_no_space() {
+        let r = FrameRing::new(4, 64).expect("ring");
+        let (head, free) = r.producer_begin();
+        assert_eq!(free, 4);
+        for k in 0..4 {
+            // SAFETY: sole producer in this test, inside the free range.
+            unsafe { r.write(head + k, &[1, 2, 3], 0, 0) };
+        }
+        r.producer_commit(head + 4);
+        assert_eq!(r.producer_begin().1, 0);
+        let (tail, avail) = r.consumer_begin();
+        assert_eq!(avail, 4);
+        r.consumer_commit(tail + 1);
+        assert_eq!(r.producer_begin().1, 1);
+    }
+}

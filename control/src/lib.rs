@@ -1,0 +1,5 @@
+//! vrouter control plane: configuration files, the daemon (`vrouterd`)
+//! and the CLI (`vrouterctl`).
+
+pub mod config;
+pub mod stats;

@@ -1,0 +1,433 @@
+//! Starting and stopping a whole router: ports, tables, workers and the
+//! optional built-in traffic generator.
+
+use crate::counters::{PuntReason, WorkerStats};
+use crate::tables::{NextHop, PortEntry, TableHandle, Tables};
+use crate::testgen::{GenConfig, GenStats, Source, TrafficGen};
+use crate::worker::{IdlePolicy, Worker, WorkerError, WorkerSpec};
+use ports::{LinkState, MacAddr, PoolStats, Port, PortConfig, PortError, PortId, PortInfo, QueueId, QueueStats};
+use ports::{RxQueueStats, TxQueue};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A port of the router.
+#[derive(Clone, Debug)]
+pub struct PortSpec {
+    pub config: PortConfig,
+    /// The router's own addresses on the port (traffic to them is punted).
+    pub addrs: Vec<IpAddr>,
+}
+
+/// Where a route sends packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// Out of the named port to the neighbour with this MAC.
+    Forward {
+        port: String,
+        mac: MacAddr,
+    },
+    Drop,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    pub addr: IpAddr,
+    pub len: u8,
+    pub target: RouteTarget,
+}
+
+/// One worker: its core and the RX queues (port name, queue) it polls.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerPlan {
+    pub core: Option<usize>,
+    pub rx: Vec<(String, u16)>,
+}
+
+/// The built-in generator: it opens its own ports (typically the far ends
+/// of the router's `mem` wires).
+#[derive(Clone, Debug)]
+pub struct GenSpec {
+    pub source: Option<PortConfig>,
+    pub sink: Option<PortConfig>,
+    pub config: GenConfig,
+    /// The router port the source sends to: its MAC becomes the frames'
+    /// destination (otherwise `config.dst_mac` is used as given).
+    pub target_port: Option<String>,
+}
+
+/// Everything needed to start a router.
+#[derive(Clone, Debug)]
+pub struct RuntimeSpec {
+    pub ports: Vec<PortSpec>,
+    pub workers: Vec<WorkerPlan>,
+    pub routes: Vec<RouteSpec>,
+    pub burst: usize,
+    pub idle: IdlePolicy,
+    pub generator: Option<GenSpec>,
+}
+
+#[derive(Debug)]
+pub enum RuntimeError {
+    Config(String),
+    Port { port: String, err: PortError },
+    Worker { worker: usize, err: WorkerError },
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Config(s) => f.write_str(s),
+            RuntimeError::Port { port, err } => write!(f, "port {port}: {err}"),
+            RuntimeError::Worker { worker, err } => write!(f, "worker {worker}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// Spreads every RX queue of `ports` over `cores` round-robin.
+pub fn auto_plan(ports: &[PortSpec], cores: &[Option<usize>]) -> Vec<WorkerPlan> {
+    let mut plans: Vec<WorkerPlan> = cores.iter().map(|&core| WorkerPlan { core, rx: Vec::new() }).collect();
+    if plans.is_empty() {
+        return plans;
+    }
+    let (mut w, n) = (0, plans.len());
+    for p in ports {
+        for q in 0..p.config.rx_queues {
+            plans[w % n].rx.push((p.config.name.clone(), q));
+            w += 1;
+        }
+    }
+    plans
+}
+
+/// A counter snapshot of one worker.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSnapshot {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub polls: u64,
+    pub busy_polls: u64,
+    pub busy_cycles: u64,
+    pub drops: Vec<(&'static str, u64)>,
+    pub punts: Vec<(&'static str, u64)>,
+}
+
+impl WorkerSnapshot {
+    fn of(id: usize, core: Option<usize>, s: &WorkerStats) -> WorkerSnapshot {
+        WorkerSnapshot {
+            id,
+            core,
+            rx_packets: s.rx_packets.get(),
+            rx_bytes: s.rx_bytes.get(),
+            tx_packets: s.tx_packets.get(),
+            tx_bytes: s.tx_bytes.get(),
+            polls: s.polls.get(),
+            busy_polls: s.busy_polls.get(),
+            busy_cycles: s.busy_cycles.get(),
+            drops: s.drops_by_name(),
+            punts: PuntReason::ALL.iter().map(|r| (r.name(), s.punts[*r as usize].get())).filter(|p| p.1 > 0).collect(),
+        }
+    }
+}
+
+/// A counter snapshot of one port.
+#[derive(Clone, Debug)]
+pub struct PortSnapshot {
+    pub info: PortInfo,
+    pub link: LinkState,
+    pub rx: Vec<RxQueueStats>,
+    pub tx: Vec<QueueStats>,
+}
+
+impl PortSnapshot {
+    pub fn rx_packets(&self) -> u64 {
+        self.rx.iter().map(|q| q.queue.packets).sum()
+    }
+
+    pub fn tx_packets(&self) -> u64 {
+        self.tx.iter().map(|q| q.packets).sum()
+    }
+
+    pub fn driver_drops(&self) -> u64 {
+        self.rx.iter().map(|q| q.queue.dropped()).sum::<u64>() + self.tx.iter().map(QueueStats::dropped).sum::<u64>()
+    }
+}
+
+/// Generator counters.
+#[derive(Clone, Debug, Default)]
+pub struct GenSnapshot {
+    pub tx_packets: u64,
+    pub tx_full: u64,
+    pub tx_no_buffer: u64,
+    pub rx_packets: u64,
+    pub rx_valid: u64,
+    pub rx_invalid: u64,
+    pub latency_sum: u64,
+    pub latency_max: u64,
+}
+
+impl GenSnapshot {
+    fn of(s: &GenStats) -> GenSnapshot {
+        GenSnapshot {
+            tx_packets: s.tx_packets.get(),
+            tx_full: s.tx_full.get(),
+            tx_no_buffer: s.tx_no_buffer.get(),
+            rx_packets: s.rx_packets.get(),
+            rx_valid: s.rx_valid.get(),
+            rx_invalid: s.rx_invalid.get(),
+            latency_sum: s.latency_sum.get(),
+            latency_max: s.latency_max.get(),
+        }
+    }
+}
+
+/// Everything countable, at one moment.
+#[derive(Clone, Debug)]
+pub struct StatsSnapshot {
+    pub ports: Vec<PortSnapshot>,
+    pub workers: Vec<WorkerSnapshot>,
+    pub generator: Option<GenSnapshot>,
+}
+
+fn port_snapshot(p: &dyn Port) -> PortSnapshot {
+    let info = p.info();
+    PortSnapshot {
+        link: p.link(),
+        rx: (0..info.rx_queues).filter_map(|q| p.rx_stats(QueueId(q))).collect(),
+        tx: (0..info.tx_queues).filter_map(|q| p.tx_stats(QueueId(q))).collect(),
+        info,
+    }
+}
+
+fn pool_stats(p: &dyn Port) -> Vec<(PoolStats, usize)> {
+    (0..p.info().rx_queues).filter_map(|q| p.rx_pool(QueueId(q))).map(|pool| (pool.stats(), pool.in_ring())).collect()
+}
+
+/// What stop found: the state of every page pool after teardown.
+#[derive(Clone, Debug)]
+pub struct StopReport {
+    /// (pool counters, buffers in the pool's ring); after a clean stop
+    /// `in_use == 0` and the ring holds every buffer.
+    pub pools: Vec<(PoolStats, usize)>,
+    pub final_stats: StatsSnapshot,
+}
+
+impl StopReport {
+    /// Pools with buffers unaccounted for.
+    pub fn leaks(&self) -> Vec<String> {
+        self.pools
+            .iter()
+            .filter(|(s, ring)| s.in_use != 0 || *ring != s.buffers as usize)
+            .map(|(s, ring)| format!("{}: {} in use, {} of {} in the ring", s.name, s.in_use, ring, s.buffers))
+            .collect()
+    }
+}
+
+/// A running router.
+pub struct Runtime {
+    ports: Vec<Box<dyn Port>>,
+    workers: Vec<Worker>,
+    gen_ports: Vec<Box<dyn Port>>,
+    gen: Option<TrafficGen>,
+    tables: TableHandle,
+}
+
+fn build_tables(spec: &RuntimeSpec, ports: &[Box<dyn Port>]) -> Result<Tables, RuntimeError> {
+    let mut t = Tables::default();
+    for (p, ps) in ports.iter().zip(&spec.ports) {
+        let i = p.info();
+        t.ports.push(PortEntry { id: i.id, name: i.name, mac: i.mac, mtu: i.mtu, addrs: ps.addrs.clone() });
+    }
+    for r in &spec.routes {
+        let nh = match &r.target {
+            RouteTarget::Drop => NextHop::Drop,
+            RouteTarget::Forward { port, mac } => {
+                let pe = t.ports.iter().find(|p| &p.name == port).ok_or_else(|| {
+                    RuntimeError::Config(format!("route {}/{}: unknown port {port:?}", r.addr, r.len))
+                })?;
+                NextHop::Forward { port: pe.id, mac: *mac }
+            }
+        };
+        let id = t.add_next_hop(nh);
+        t.add_route(r.addr, r.len, id).map_err(|e| RuntimeError::Config(format!("route {}/{}: {e}", r.addr, r.len)))?;
+    }
+    Ok(t)
+}
+
+impl Runtime {
+    /// Opens and starts every port, publishes the tables, and starts the
+    /// workers and the generator. On error everything opened is closed.
+    pub fn start(spec: &RuntimeSpec) -> Result<Runtime, RuntimeError> {
+        if spec.workers.is_empty() {
+            return Err(RuntimeError::Config("at least one worker is needed".into()));
+        }
+        let nworkers = spec.workers.len();
+        // Ports, with ids in config order.
+        let mut ports: Vec<Box<dyn Port>> = Vec::new();
+        for (i, ps) in spec.ports.iter().enumerate() {
+            let mut c = ps.config.clone();
+            c.id = PortId(i as u16);
+            if (c.tx_queues as usize) < nworkers {
+                return Err(RuntimeError::Config(format!(
+                    "port {}: {} TX queues for {nworkers} workers (each worker needs its own)",
+                    c.name, c.tx_queues
+                )));
+            }
+            if ports.iter().any(|p| p.info().name == c.name) {
+                return Err(RuntimeError::Config(format!("port name {:?} used twice", c.name)));
+            }
+            ports.push(ports::open_port(&c).map_err(|err| RuntimeError::Port { port: c.name.clone(), err })?);
+        }
+        // Every RX queue is polled by exactly one worker.
+        let mut seen = BTreeSet::new();
+        for (w, plan) in spec.workers.iter().enumerate() {
+            for (pn, q) in &plan.rx {
+                let Some(p) = ports.iter().find(|p| &p.info().name == pn) else {
+                    return Err(RuntimeError::Config(format!("worker {w}: unknown port {pn:?}")));
+                };
+                if *q >= p.info().rx_queues {
+                    return Err(RuntimeError::Config(format!(
+                        "worker {w}: port {pn} has no RX queue {q} (it has {})",
+                        p.info().rx_queues
+                    )));
+                }
+                if !seen.insert((pn.clone(), *q)) {
+                    return Err(RuntimeError::Config(format!("RX queue {pn}:{q} is assigned to two workers")));
+                }
+            }
+        }
+        for p in &ports {
+            let i = p.info();
+            for q in 0..i.rx_queues {
+                if !seen.contains(&(i.name.clone(), q)) {
+                    return Err(RuntimeError::Config(format!(
+                        "RX queue {}:{q} is not polled by any worker (its traffic would be lost)",
+                        i.name
+                    )));
+                }
+            }
+        }
+        let tables = TableHandle::new(build_tables(spec, &ports)?);
+        for p in &ports {
+            p.start().map_err(|err| RuntimeError::Port { port: p.info().name, err })?;
+        }
+        let mut rt = Runtime { ports, workers: Vec::new(), gen_ports: Vec::new(), gen: None, tables };
+        for (w, plan) in spec.workers.iter().enumerate() {
+            let werr = |err| RuntimeError::Worker { worker: w, err };
+            let perr = |p: &dyn Port, err| RuntimeError::Port { port: p.info().name, err };
+            let mut rx = Vec::new();
+            for (pn, q) in &plan.rx {
+                // Checked above: the port exists.
+                let Some(p) = rt.ports.iter().find(|p| &p.info().name == pn) else { continue };
+                rx.push((p.info().id, p.rx_queue(QueueId(*q)).map_err(|e| perr(&**p, e))?));
+            }
+            let mut tx: Vec<Option<Box<dyn TxQueue>>> = Vec::new();
+            for p in &rt.ports {
+                tx.push(Some(p.tx_queue(QueueId(w as u16)).map_err(|e| perr(&**p, e))?));
+            }
+            let ws = WorkerSpec { id: w, core: plan.core, rx, tx, burst: spec.burst, idle: spec.idle };
+            rt.workers.push(Worker::spawn(ws, rt.tables.clone()).map_err(werr)?);
+        }
+        if let Some(g) = &spec.generator {
+            rt.start_generator(g)?;
+        }
+        Ok(rt)
+    }
+
+    fn start_generator(&mut self, g: &GenSpec) -> Result<(), RuntimeError> {
+        let open = |c: &PortConfig| -> Result<Box<dyn Port>, RuntimeError> {
+            let p = ports::open_port(c).map_err(|err| RuntimeError::Port { port: c.name.clone(), err })?;
+            p.start().map_err(|err| RuntimeError::Port { port: c.name.clone(), err })?;
+            Ok(p)
+        };
+        let perr = |n: &str, err| RuntimeError::Port { port: n.to_string(), err };
+        let mut source = None;
+        if let Some(c) = &g.source {
+            let p = open(c)?;
+            let pool = p.rx_pool(QueueId(0)).ok_or_else(|| RuntimeError::Config(format!("{}: no pool", c.name)))?;
+            source = Some(Source { tx: p.tx_queue(QueueId(0)).map_err(|e| perr(&c.name, e))?, pool });
+            self.gen_ports.push(p);
+        }
+        let mut sink = None;
+        if let Some(c) = &g.sink {
+            let p = open(c)?;
+            sink = Some(p.rx_queue(QueueId(0)).map_err(|e| perr(&c.name, e))?);
+            self.gen_ports.push(p);
+        }
+        let mut cfg = g.config.clone();
+        if let Some(t) = &g.target_port {
+            let p = self
+                .ports
+                .iter()
+                .find(|p| &p.info().name == t)
+                .ok_or_else(|| RuntimeError::Config(format!("generator: unknown target port {t:?}")))?;
+            cfg.dst_mac = p.info().mac;
+        }
+        self.gen = Some(TrafficGen::spawn(cfg, source, sink).map_err(RuntimeError::Config)?);
+        Ok(())
+    }
+
+    pub fn tables(&self) -> &TableHandle {
+        &self.tables
+    }
+
+    pub fn ports(&self) -> &[Box<dyn Port>] {
+        &self.ports
+    }
+
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    pub fn generator_stats(&self) -> Option<&Arc<GenStats>> {
+        self.gen.as_ref().map(TrafficGen::stats)
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            ports: self.ports.iter().map(|p| port_snapshot(&**p)).collect(),
+            workers: self.workers.iter().map(|w| WorkerSnapshot::of(w.id(), w.core(), w.stats())).collect(),
+            generator: self.gen.as_ref().map(|g| GenSnapshot::of(g.stats())),
+        }
+    }
+
+    /// Stops the generator, the workers and the ports, in that order, and
+    /// reports where every buffer is.
+    pub fn stop(mut self) -> Result<StopReport, RuntimeError> {
+        let gen_stats = self.gen.as_ref().map(|g| g.stats().clone());
+        if let Some(g) = self.gen.take() {
+            g.stop();
+        }
+        let mut first_err = None;
+        let mut queues = Vec::new();
+        let worker_stats: Vec<_> = self.workers.iter().map(|w| (w.id(), w.core(), w.stats().clone())).collect();
+        for w in self.workers.drain(..) {
+            let id = w.id();
+            match w.stop() {
+                Ok(q) => queues.push(q),
+                Err(err) => {
+                    first_err.get_or_insert(RuntimeError::Worker { worker: id, err });
+                }
+            }
+        }
+        drop(queues);
+        for p in self.ports.iter().chain(&self.gen_ports) {
+            let _ = p.stop();
+        }
+        let mut final_stats = self.snapshot();
+        final_stats.generator = gen_stats.map(|g| GenSnapshot::of(&g));
+        final_stats.workers = worker_stats.iter().map(|(id, core, s)| WorkerSnapshot::of(*id, *core, s)).collect();
+        let pools = self.ports.iter().chain(&self.gen_ports).flat_map(|p| pool_stats(&**p)).collect();
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(StopReport { pools, final_stats })
+    }
+}

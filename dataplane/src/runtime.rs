@@ -261,6 +261,19 @@ fn build_tables(spec: &RuntimeSpec, ports: &[Box<dyn Port>]) -> Result<Tables, R
     Ok(t)
 }
 
+impl Drop for Runtime {
+    /// A runtime dropped without `stop` (or a failed start) still stops the
+    /// generator and the workers before its ports close.
+    fn drop(&mut self) {
+        if let Some(g) = self.gen.take() {
+            g.stop();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.stop();
+        }
+    }
+}
+
 impl Runtime {
     /// Opens and starts every port, publishes the tables, and starts the
     /// workers and the generator. On error everything opened is closed.

@@ -133,117 +133,87 @@ fn clamped_mut(data: &mut [u8], start: usize, end: usize) -> &mut [u8] {
     &mut data[start..end]
 }
 
-/// Why a frame or header was rejected. Each variant names one invariant and
-/// maps to one drop counter (see [`WireError::name`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum WireError {
+/// Defines [`WireError`], its [`WireError::ALL`] table, [`WireError::COUNT`]
+/// and [`WireError::name`] from one list, so they cannot drift apart.
+macro_rules! wire_errors {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Why a frame or header was rejected. Each variant names one
+        /// invariant and maps to one drop counter (see [`WireError::name`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum WireError {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl WireError {
+            /// Number of variants.
+            pub const COUNT: usize = [$($name),*].len();
+
+            /// Every variant, in discriminant order (`ALL[e as usize] == e`).
+            pub const ALL: [WireError; Self::COUNT] = [$(WireError::$variant),*];
+
+            /// The snake_case name of the invariant, used as the drop
+            /// counter name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(WireError::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+wire_errors! {
     /// The frame is longer than 65535 bytes, so its offsets do not fit the
     /// `u16` fields of [`Layers`].
-    FrameTooLong,
+    FrameTooLong => "frame_too_long",
     /// Shorter than the 14-byte Ethernet II header.
-    EthTruncated,
+    EthTruncated => "eth_truncated",
     /// A VLAN TPID is not followed by a full 4-byte tag.
-    VlanTruncated,
+    VlanTruncated => "vlan_truncated",
     /// More than two stacked VLAN tags.
-    TooManyVlanTags,
+    TooManyVlanTags => "too_many_vlan_tags",
     /// Shorter than the fixed ARP header or the 28-byte Ethernet/IPv4 body.
-    ArpTruncated,
+    ArpTruncated => "arp_truncated",
     /// ARP for other than IPv4 over Ethernet (hlen 6, plen 4, ptype 0x0800).
-    ArpUnsupported,
+    ArpUnsupported => "arp_unsupported",
     /// Shorter than the 20-byte IPv4 header.
-    Ipv4Truncated,
+    Ipv4Truncated => "ipv4_truncated",
     /// IPv4 version nibble is not 4.
-    Ipv4BadVersion,
+    Ipv4BadVersion => "ipv4_bad_version",
     /// IHL below 5, or a header length beyond the buffer.
-    Ipv4BadIhl,
+    Ipv4BadIhl => "ipv4_bad_ihl",
     /// Total length below the header length or beyond the buffer.
-    Ipv4BadTotalLen,
+    Ipv4BadTotalLen => "ipv4_bad_total_len",
     /// IPv4 header checksum does not verify.
-    Ipv4BadChecksum,
+    Ipv4BadChecksum => "ipv4_bad_checksum",
     /// Shorter than the 40-byte IPv6 header.
-    Ipv6Truncated,
+    Ipv6Truncated => "ipv6_truncated",
     /// IPv6 version nibble is not 6.
-    Ipv6BadVersion,
+    Ipv6BadVersion => "ipv6_bad_version",
     /// Payload length beyond the buffer.
-    Ipv6BadPayloadLen,
+    Ipv6BadPayloadLen => "ipv6_bad_payload_len",
     /// An extension header runs past the IPv6 payload.
-    Ipv6ExtTruncated,
+    Ipv6ExtTruncated => "ipv6_ext_truncated",
     /// More than [`ipv6::MAX_EXT_HEADERS`] extension headers.
-    Ipv6TooManyExt,
+    Ipv6TooManyExt => "ipv6_too_many_ext",
     /// Shorter than the 20-byte TCP header.
-    TcpTruncated,
+    TcpTruncated => "tcp_truncated",
     /// TCP data offset below 5 or beyond the segment.
-    TcpBadDataOffset,
+    TcpBadDataOffset => "tcp_bad_data_offset",
     /// Shorter than the 8-byte UDP header.
-    UdpTruncated,
+    UdpTruncated => "udp_truncated",
     /// UDP length below 8 or beyond the IP payload.
-    UdpBadLength,
+    UdpBadLength => "udp_bad_length",
     /// Shorter than the 8-byte ICMPv4 header.
-    Icmpv4Truncated,
+    Icmpv4Truncated => "icmpv4_truncated",
     /// Shorter than the 8-byte ICMPv6 header.
-    Icmpv6Truncated,
+    Icmpv6Truncated => "icmpv6_truncated",
 }
 
 impl WireError {
-    /// Number of variants.
-    pub const COUNT: usize = 22;
-
-    /// Every variant, in discriminant order (`ALL[e as usize] == e`).
-    pub const ALL: [WireError; Self::COUNT] = [
-        WireError::FrameTooLong,
-        WireError::EthTruncated,
-        WireError::VlanTruncated,
-        WireError::TooManyVlanTags,
-        WireError::ArpTruncated,
-        WireError::ArpUnsupported,
-        WireError::Ipv4Truncated,
-        WireError::Ipv4BadVersion,
-        WireError::Ipv4BadIhl,
-        WireError::Ipv4BadTotalLen,
-        WireError::Ipv4BadChecksum,
-        WireError::Ipv6Truncated,
-        WireError::Ipv6BadVersion,
-        WireError::Ipv6BadPayloadLen,
-        WireError::Ipv6ExtTruncated,
-        WireError::Ipv6TooManyExt,
-        WireError::TcpTruncated,
-        WireError::TcpBadDataOffset,
-        WireError::UdpTruncated,
-        WireError::UdpBadLength,
-        WireError::Icmpv4Truncated,
-        WireError::Icmpv6Truncated,
-    ];
-
-    /// The snake_case name of the invariant, used as the drop counter name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            WireError::FrameTooLong => "frame_too_long",
-            WireError::EthTruncated => "eth_truncated",
-            WireError::VlanTruncated => "vlan_truncated",
-            WireError::TooManyVlanTags => "too_many_vlan_tags",
-            WireError::ArpTruncated => "arp_truncated",
-            WireError::ArpUnsupported => "arp_unsupported",
-            WireError::Ipv4Truncated => "ipv4_truncated",
-            WireError::Ipv4BadVersion => "ipv4_bad_version",
-            WireError::Ipv4BadIhl => "ipv4_bad_ihl",
-            WireError::Ipv4BadTotalLen => "ipv4_bad_total_len",
-            WireError::Ipv4BadChecksum => "ipv4_bad_checksum",
-            WireError::Ipv6Truncated => "ipv6_truncated",
-            WireError::Ipv6BadVersion => "ipv6_bad_version",
-            WireError::Ipv6BadPayloadLen => "ipv6_bad_payload_len",
-            WireError::Ipv6ExtTruncated => "ipv6_ext_truncated",
-            WireError::Ipv6TooManyExt => "ipv6_too_many_ext",
-            WireError::TcpTruncated => "tcp_truncated",
-            WireError::TcpBadDataOffset => "tcp_bad_data_offset",
-            WireError::UdpTruncated => "udp_truncated",
-            WireError::UdpBadLength => "udp_bad_length",
-            WireError::Icmpv4Truncated => "icmpv4_truncated",
-            WireError::Icmpv6Truncated => "icmpv6_truncated",
-        }
-    }
-
-    /// The index of this variant in [`WireError::ALL`] (its discriminant).
+    /// The index of this variant in [`WireError::ALL`] (its discriminant),
+    /// e.g. to index a `[u64; WireError::COUNT]` counter array.
     #[inline(always)]
     pub const fn index(self) -> usize {
         self as usize

@@ -436,6 +436,7 @@ fn frame_length_limit() {
 #[test]
 fn wire_error_table() {
     assert_eq!(WireError::ALL.len(), WireError::COUNT);
+    assert_eq!(WireError::COUNT, 22);
     let mut names = HashSet::new();
     for (i, e) in WireError::ALL.iter().enumerate() {
         assert_eq!(e.index(), i);

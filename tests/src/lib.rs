@@ -1,0 +1,68 @@
+//! Helpers shared by vrouter's end-to-end tests and benchmarks.
+
+use dataplane::runtime::{GenSpec, PortSpec, RouteSpec, RouteTarget, RuntimeSpec, WorkerPlan};
+use dataplane::testgen::GenConfig;
+use dataplane::IdlePolicy;
+use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The repository root (for configs/ and ../shared/data).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub const R0_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+pub const R1_MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 1]);
+pub const SINK_MAC: MacAddr = MacAddr([0x02, 0x47, 0x45, 0x4e, 0, 2]);
+
+/// A mem port config on `wire`.
+pub fn mem_port(name: &str, wire: &str, queues: u16, txq: u16, mac: Option<MacAddr>) -> PortConfig {
+    let mut args = BTreeMap::new();
+    args.insert("wire".into(), wire.into());
+    PortConfig {
+        id: PortId(0),
+        name: name.into(),
+        driver: "mem".into(),
+        rx_queues: queues,
+        tx_queues: txq,
+        rx_ring: 1024,
+        tx_ring: 1024,
+        mtu: 1500,
+        mac,
+        pool_buffers: 2048,
+        hugepages: HugepagePolicy::Prefer,
+        args,
+    }
+}
+
+/// Two mem ports (p0 on `{tag}-in`, p1 on `{tag}-out`), a route
+/// 10.1.0.0/16 → p1, `workers` workers spread over `queues` RX queues per
+/// port, and optionally the generator on the far ends.
+pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConfig>) -> RuntimeSpec {
+    let (win, wout) = (format!("{tag}-in"), format!("{tag}-out"));
+    let ports = vec![
+        PortSpec { config: mem_port("p0", &win, queues, workers as u16, Some(R0_MAC)), addrs: vec![] },
+        PortSpec { config: mem_port("p1", &wout, queues, workers as u16, Some(R1_MAC)), addrs: vec![] },
+    ];
+    let cores: Vec<Option<usize>> = vec![None; workers];
+    let plans: Vec<WorkerPlan> = dataplane::runtime::auto_plan(&ports, &cores);
+    let generator = gen.map(|config| GenSpec {
+        source: Some(mem_port("gen-src", &win, 1, 1, Some(MacAddr([0x02, 0x47, 0x45, 0x4e, 0, 1])))),
+        sink: Some(mem_port("gen-sink", &wout, 1, 1, Some(SINK_MAC))),
+        config,
+        target_port: Some("p0".into()),
+    });
+    RuntimeSpec {
+        ports,
+        workers: plans,
+        routes: vec![RouteSpec {
+            addr: "10.1.0.0".parse().expect("literal"),
+            len: 16,
+            target: RouteTarget::Forward { port: "p1".into(), mac: SINK_MAC },
+        }],
+        burst: 32,
+        idle: IdlePolicy::Poll,
+        generator,
+    }
+}

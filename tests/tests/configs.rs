@@ -1,0 +1,121 @@
+//! Config files: every example in configs/ loads and starts; broken
+//! configs are refused with an error that names the problem.
+
+use control::config::Config;
+use dataplane::runtime::Runtime;
+use std::time::Duration;
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = vrouter_tests::repo_root().join("configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("configs dir") {
+        let path = e.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cfg.to_spec().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no configs found in {}", dir.display());
+}
+
+#[test]
+fn demo_config_forwards_generator_traffic() {
+    let cfg = Config::load(&vrouter_tests::repo_root().join("configs/demo.toml")).expect("demo");
+    let mut spec = cfg.to_spec().expect("spec");
+    // The demo pins its worker to core 0; keep that (core 0 always exists).
+    spec.generator.as_mut().expect("demo has a generator").config.rate_pps = 100_000;
+    let rt = Runtime::start(&spec).expect("start");
+    std::thread::sleep(Duration::from_millis(1200));
+    let s = rt.snapshot();
+    let report = rt.stop().expect("stop");
+    let (p0, p1) = (&s.ports[0], &s.ports[1]);
+    assert!(p0.link.up && p1.link.up);
+    assert!(p0.rx_packets() > 50_000, "p0 received {}", p0.rx_packets());
+    assert!(p1.tx_packets() > 50_000, "p1 sent {}", p1.tx_packets());
+    let g = report.final_stats.generator.clone().expect("gen");
+    assert!(g.rx_valid > 50_000 && g.rx_invalid == 0, "{g:?}");
+    assert!(report.leaks().is_empty(), "{:?}", report.leaks());
+}
+
+fn error_of(toml: &str) -> String {
+    match Config::parse(toml).and_then(|c| c.to_spec()) {
+        Ok(_) => panic!("config was accepted:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const PORTS: &str = r#"
+[[port]]
+name = "p0"
+driver = "mem"
+args = { wire = "w0" }
+[[port]]
+name = "p1"
+driver = "mem"
+args = { wire = "w1" }
+"#;
+
+#[test]
+fn broken_configs_name_the_problem() {
+    let cases: &[(&str, &str)] = &[
+        ("[dataplane]\nburts = 32\n", "unknown field `burts`"),
+        ("[dataplane]\nburst = 0\n", "dataplane.burst 0 out of range"),
+        ("# standalone: no ports\n", "no [[port]] sections"),
+        ("[[port]]\nname = \"a b\"\ndriver = \"mem\"\n", "names may use"),
+        ("[[port]]\nname = \"p0\"\ndriver = \"mem\"\nmac = \"zz:00\"\n", "invalid MAC address"),
+        ("[[port]]\nname = \"p0\"\ndriver = \"mem\"\n[[port]]\nname = \"p0\"\ndriver = \"mem\"\n", "defined twice"),
+        ("[[port]]\nname = \"p0\"\ndriver = \"mem\"\naddresses = [\"10.0.0.1\"]\n", "not an address/prefix-length"),
+        (
+            "[[route]]\nprefix = \"10.1.0.1/16\"\nport = \"p1\"\nneighbor_mac = \"02:00:00:00:00:09\"\n",
+            "host bits are set (did you mean 10.1.0.0/16?)",
+        ),
+        ("[[route]]\nprefix = \"10.1.0.0/33\"\nport = \"p1\"\n", "not a prefix"),
+        (
+            "[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p9\"\nneighbor_mac = \"02:00:00:00:00:09\"\n",
+            "unknown port \"p9\"",
+        ),
+        ("[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p1\"\n", "needs neighbor_mac"),
+        ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"drop\"\nport = \"p1\"\n", "a drop route takes no port"),
+        ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"explode\"\n", "unknown variant `explode`"),
+        ("[[worker]]\nrx = [\"p0\"]\n", "is not \"port:queue\""),
+        ("[generator]\nsource_wire = \"nowhere\"\n", "no mem port of the router is on wire \"nowhere\""),
+        ("[generator]\nsource_wire = \"w0\"\nframe_len = 20\n", "frame_len 20 out of range"),
+        ("[generator]\n", "give a source_wire, a sink_wire or both"),
+    ];
+    for (extra, want) in cases {
+        let text = if extra.contains("[[port]]") || extra.starts_with("# standalone") {
+            extra.to_string()
+        } else {
+            format!("{PORTS}{extra}")
+        };
+        let e = error_of(&text);
+        assert!(e.contains(want), "config:\n{text}\nerror: {e}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn runtime_refuses_bad_plans_and_closes_what_it_opened() {
+    let base = format!("{PORTS}");
+    let start_err = |extra: &str| {
+        let spec = Config::parse(&format!("{base}{extra}")).and_then(|c| c.to_spec()).expect("parses");
+        match Runtime::start(&spec) {
+            Ok(_) => panic!("started with {extra}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert!(start_err("[[worker]]\nrx = [\"p0:0\"]\n").contains("RX queue p1:0 is not polled by any worker"));
+    assert!(start_err("[[worker]]\nrx = [\"p0:0\", \"p1:0\", \"p0:0\"]\n").contains("assigned to two workers"));
+    assert!(start_err("[[worker]]\nrx = [\"p0:0\", \"p1:3\"]\n").contains("port p1 has no RX queue 3"));
+    assert!(start_err("[[worker]]\nrx = [\"p0:0\", \"p1:0\", \"px:0\"]\n").contains("unknown port \"px\""));
+    assert!(start_err("[dataplane]\ncores = [4096]\n").contains("core 4096 does not exist"));
+    // Everything opened by the failed starts was closed: the wires are free.
+    let spec = Config::parse(&base).and_then(|c| c.to_spec()).expect("parses");
+    let rt = Runtime::start(&spec).expect("wires were released");
+    rt.stop().expect("stop");
+    let mut bad = Config::parse(&base).and_then(|c| c.to_spec()).expect("parses");
+    bad.ports[1].config.driver = "warp".into();
+    let e = Runtime::start(&bad).err().expect("unknown driver").to_string();
+    assert!(e.contains("port p1: unknown port driver \"warp\""), "{e}");
+}

@@ -164,6 +164,8 @@ pub struct GeneratorSection {
     pub dst_ip: Ipv4Addr,
     #[serde(default = "default_dport")]
     pub dst_port: u16,
+    /// CPU to pin the generator thread to.
+    pub core: Option<usize>,
 }
 
 fn default_flows() -> u32 {
@@ -377,6 +379,6 @@ impl Config {
         if IpAddr::V4(g.dst_ip).is_unspecified() {
             return err("generator: dst_ip must be set");
         }
-        Ok(GenSpec { source, sink, config, target_port })
+        Ok(GenSpec { source, sink, config, target_port, core: g.core })
     }
 }

@@ -55,6 +55,8 @@ pub struct GenSpec {
     /// The router port the source sends to: its MAC becomes the frames'
     /// destination (otherwise `config.dst_mac` is used as given).
     pub target_port: Option<String>,
+    /// CPU to pin the generator thread to.
+    pub core: Option<usize>,
 }
 
 /// Everything needed to start a router.
@@ -383,7 +385,7 @@ impl Runtime {
                 .ok_or_else(|| RuntimeError::Config(format!("generator: unknown target port {t:?}")))?;
             cfg.dst_mac = p.info().mac;
         }
-        self.gen = Some(TrafficGen::spawn(cfg, source, sink).map_err(RuntimeError::Config)?);
+        self.gen = Some(TrafficGen::spawn(cfg, source, sink, g.core).map_err(RuntimeError::Config)?);
         Ok(())
     }
 

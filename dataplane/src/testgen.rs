@@ -145,15 +145,32 @@ pub struct TrafficGen {
 
 impl TrafficGen {
     /// Starts the generator thread. Either side may be absent.
-    pub fn spawn(cfg: GenConfig, source: Option<Source>, sink: Option<Box<dyn RxQueue>>) -> Result<TrafficGen, String> {
+    pub fn spawn(
+        cfg: GenConfig,
+        source: Option<Source>,
+        sink: Option<Box<dyn RxQueue>>,
+        core: Option<usize>,
+    ) -> Result<TrafficGen, String> {
         cfg.validate()?;
+        if let Some(c) = core {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if c >= n {
+                return Err(format!("generator core {c} does not exist (this machine has cores 0..{n})"));
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(GenStats::default());
         let thread = {
             let (stop, stats) = (stop.clone(), stats.clone());
             std::thread::Builder::new()
                 .name("vr-testgen".into())
-                .spawn(move || gen_loop(cfg, source, sink, stop, stats))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        // Best effort: an unpinned generator still works.
+                        let _ = crate::worker::pin_to(c);
+                    }
+                    gen_loop(cfg, source, sink, stop, stats)
+                })
                 .map_err(|e| format!("cannot start generator thread: {e}"))?
         };
         Ok(TrafficGen { stop, stats, thread: Some(thread) })

@@ -97,7 +97,8 @@ fn online_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn pin_to(core: usize) -> Result<(), WorkerError> {
+/// Pins the calling thread to `core`.
+pub fn pin_to(core: usize) -> Result<(), WorkerError> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write only into it,
     // and sched_setaffinity(0, ..) reads it for the calling thread.
     let rc = unsafe {
@@ -257,11 +258,13 @@ impl Engine {
     fn poll(&mut self) -> usize {
         let mut total = 0;
         for i in 0..self.rx.len() {
+            // Busy cycles cover the RX burst (the driver's work) as well as
+            // the pipeline and TX; empty polls are not counted.
+            let t0 = tsc::now();
             let n = self.rx[i].1.rx_burst(&mut self.batch.pkts);
             if n == 0 {
                 continue;
             }
-            let t0 = tsc::now();
             self.process();
             self.stats.busy_cycles.add(tsc::now().wrapping_sub(t0));
             total += n;

@@ -410,6 +410,8 @@ impl Pkt {
 /// A fixed-capacity vector of packets ([`MAX_BURST`]), allocation-free.
 pub struct PktBurst {
     len: usize,
+    /// Drivers fill up to this many packets (see [`PktBurst::set_limit`]).
+    limit: usize,
     pkts: [MaybeUninit<Pkt>; MAX_BURST],
 }
 
@@ -427,7 +429,7 @@ impl Drop for PktBurst {
 
 impl PktBurst {
     pub const fn new() -> PktBurst {
-        PktBurst { len: 0, pkts: [const { MaybeUninit::uninit() }; MAX_BURST] }
+        PktBurst { len: 0, limit: MAX_BURST, pkts: [const { MaybeUninit::uninit() }; MAX_BURST] }
     }
 
     #[inline(always)]
@@ -440,15 +442,26 @@ impl PktBurst {
         self.len == 0
     }
 
+    /// Whether the burst holds `limit` packets or more.
     #[inline(always)]
     pub fn is_full(&self) -> bool {
-        self.len == MAX_BURST
+        self.len >= self.limit
     }
 
-    /// Free places left.
+    /// Places left below the limit: how many packets a driver adds at most.
     #[inline(always)]
     pub fn remaining(&self) -> usize {
-        MAX_BURST - self.len
+        self.limit.saturating_sub(self.len)
+    }
+
+    /// Sets how many packets drivers put in the burst (clamped to
+    /// 1..=[`MAX_BURST`]); `push` still accepts up to `MAX_BURST`.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.clamp(1, MAX_BURST);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Appends `p`, or gives it back when full.
@@ -650,6 +663,7 @@ mod tests {
             burst.push(b).expect("room");
         }
         assert!(burst.is_full());
+        assert_eq!(burst.remaining(), 0);
         let extra = p.alloc().expect("buf");
         assert!(burst.push(extra).is_err());
         assert_eq!(p.in_use(), MAX_BURST as u64);
@@ -664,6 +678,10 @@ mod tests {
         assert_eq!(p.in_use(), 0);
         burst.push(p.alloc().expect("buf")).expect("room");
         assert_eq!(burst.pop().map(|b| b.len()), Some(0));
+        burst.set_limit(32);
+        assert_eq!(burst.remaining(), 32);
+        burst.set_limit(0);
+        assert_eq!(burst.limit(), 1);
         burst.push(p.alloc().expect("buf")).expect("room");
         drop(burst);
         assert_eq!(p.in_use(), 0);

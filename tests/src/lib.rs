@@ -52,6 +52,7 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         sink: Some(mem_port("gen-sink", &wout, 1, 1, Some(SINK_MAC))),
         config,
         target_port: Some("p0".into()),
+        core: None,
     });
     RuntimeSpec {
         ports,

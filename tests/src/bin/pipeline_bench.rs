@@ -1,0 +1,93 @@
+//! Forwarding benchmark: one worker on core 0 forwards the built-in
+//! generator's traffic (on core 1) from mem port p0 to p1.
+//!
+//! Reports, over the measurement window: packets forwarded, the worker's
+//! busy cycles per packet (RX burst + pipeline + TX, empty polls excluded),
+//! and Mpps per core = TSC rate / cycles per packet — what one core would
+//! forward if it were fed without pause. The last line is
+//! `mpps_per_core=<value>`.
+//!
+//! Usage: pipeline_bench [--seconds S] [--warmup S] [--frame N] [--flows N] [--burst N]
+
+use dataplane::runtime::Runtime;
+use dataplane::testgen::GenConfig;
+use std::time::{Duration, Instant};
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    match args.iter().position(|a| a == name) {
+        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
+            Some(v) => v,
+            None => {
+                eprintln!("{name} needs a value");
+                std::process::exit(2)
+            }
+        },
+        None => default,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds: f64 = arg(&args, "--seconds", 5.0);
+    let warmup: f64 = arg(&args, "--warmup", 1.0);
+    let frame: usize = arg(&args, "--frame", 60);
+    let flows: u32 = arg(&args, "--flows", 1024);
+    let burst: usize = arg(&args, "--burst", 32);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gen = GenConfig { rate_pps: 0, flows, frame_len: frame, burst: 32, ..Default::default() };
+    let mut spec = vrouter_tests::two_port_spec("bench", 1, 1, Some(gen));
+    spec.burst = burst;
+    spec.workers[0].core = Some(0);
+    if let Some(g) = spec.generator.as_mut() {
+        g.core = if cores > 1 { Some(1) } else { None };
+    }
+    let rt = match Runtime::start(&spec) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            std::process::exit(1)
+        }
+    };
+    let hz = dataplane::tsc::hz();
+    std::thread::sleep(Duration::from_secs_f64(warmup));
+    let w = rt.workers()[0].stats().clone();
+    let g = rt.generator_stats().expect("generator configured").clone();
+    let t0 = Instant::now();
+    let (rx0, tx0, cyc0, polls0, busy0) =
+        (w.rx_packets.get(), w.tx_packets.get(), w.busy_cycles.get(), w.polls.get(), w.busy_polls.get());
+    let (gtx0, grx0) = (g.tx_packets.get(), g.rx_valid.get());
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let dt = t0.elapsed().as_secs_f64();
+    let (rx1, tx1, cyc1, polls1, busy1) =
+        (w.rx_packets.get(), w.tx_packets.get(), w.busy_cycles.get(), w.polls.get(), w.busy_polls.get());
+    let (gtx1, grx1) = (g.tx_packets.get(), g.rx_valid.get());
+    let report = rt.stop().expect("stop");
+    let drops: Vec<_> = report.final_stats.workers.iter().flat_map(|w| w.drops.clone()).collect();
+
+    let rx = rx1 - rx0;
+    let cpp = (cyc1 - cyc0) as f64 / rx.max(1) as f64;
+    let mpps_core = hz as f64 / cpp / 1e6;
+    let busy_frac = (cyc1 - cyc0) as f64 / (hz as f64 * dt);
+    println!("machine: {} cores, TSC {:.2} GHz", cores, hz as f64 / 1e9);
+    println!("config: frame {frame} B, {flows} flows, burst {burst}, window {dt:.1} s after {warmup:.1} s warm-up");
+    println!(
+        "generator offered {:.2} Mpps, received back {:.2} Mpps",
+        (gtx1 - gtx0) as f64 / dt / 1e6,
+        (grx1 - grx0) as f64 / dt / 1e6
+    );
+    println!(
+        "worker: rx {:.2} Mpps, tx {:.2} Mpps, busy {:.0}% of the core, {:.1} packets per busy poll",
+        rx as f64 / dt / 1e6,
+        (tx1 - tx0) as f64 / dt / 1e6,
+        busy_frac * 100.0,
+        rx as f64 / (busy1 - busy0).max(1) as f64
+    );
+    println!("worker drops: {drops:?} (polls {})", polls1 - polls0);
+    println!("cycles_per_packet={cpp:.1}");
+    if !report.leaks().is_empty() {
+        eprintln!("page pools did not get every buffer back: {:?}", report.leaks());
+        std::process::exit(1);
+    }
+    println!("mpps_per_core={mpps_core:.2}");
+}

@@ -420,7 +420,13 @@ impl RxQueue for MemRxQueue {
             let ring = &rings[(self.next_ring + k) % nrings][self.q];
             let (tail, avail) = ring.consumer_begin();
             let n = avail.min(budget);
+            for i in 0..n.min(FrameRing::PREFETCH_AHEAD) {
+                ring.prefetch(tail + i, false);
+            }
             for i in 0..n {
+                if i + FrameRing::PREFETCH_AHEAD < n {
+                    ring.prefetch(tail + i + FrameRing::PREFETCH_AHEAD, false);
+                }
                 // SAFETY: this handle is the ring's only consumer (the queue
                 // is taken once), and tail+i is inside the published range.
                 let (frame, hash, tag) = unsafe { ring.read(tail + i) };
@@ -528,9 +534,15 @@ impl TxQueue for MemTxQueue {
             if begun & (1 << q) == 0 {
                 (head[q], free[q]) = ring.producer_begin();
                 begun |= 1 << q;
+                for k in 0..free[q].min(FrameRing::PREFETCH_AHEAD) {
+                    ring.prefetch(head[q] + k, true);
+                }
             }
             if free[q] == 0 {
                 return true; // no room: stays with the caller
+            }
+            if free[q] > FrameRing::PREFETCH_AHEAD {
+                ring.prefetch(head[q] + FrameRing::PREFETCH_AHEAD, true);
             }
             // SAFETY: this handle is the ring's only producer (the TX queue
             // is taken once), head[q] is inside the free range, and len <=

@@ -1,5 +1,6 @@
 //! vrouter control plane: configuration files, the daemon (`vrouterd`)
 //! and the CLI (`vrouterctl`).
 
+pub mod api;
 pub mod config;
 pub mod stats;

@@ -1,12 +1,14 @@
 //! vrouterd: the vrouter daemon.
 
 use clap::Parser;
+use control::api::{self, ApiService, ApiSocket};
 use control::config::Config;
 use control::stats;
 use dataplane::runtime::Runtime;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
@@ -31,6 +33,50 @@ struct Args {
     /// Check the config and exit.
     #[arg(long)]
     check: bool,
+    /// Unix socket of the gRPC control API [default: /run/vrouter/vrouterd.sock
+    /// as root, else $XDG_RUNTIME_DIR/vrouterd.sock or /tmp/vrouterd-$UID.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Do not serve the gRPC control API.
+    #[arg(long, conflicts_with = "socket")]
+    no_api: bool,
+}
+
+/// The gRPC control API, served by a single-threaded tokio runtime on its
+/// own thread (the dataplane workers are plain threads and never touch it).
+struct ApiThread {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl ApiThread {
+    /// Serves the API on `socket`. The service only holds a `Weak` reference
+    /// to the runtime, so once this thread has been stopped, `main` owns the
+    /// runtime alone again and can stop it.
+    fn start(socket: ApiSocket, rt: Weak<Runtime>) -> std::io::Result<ApiThread> {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let service = ApiService::new(move || rt.upgrade().map(|rt| rt.snapshot()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        info!(socket = %socket.path().display(), "control API listening");
+        let thread = std::thread::Builder::new().name("vrouterd-api".into()).spawn(move || {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = tokio_rt.block_on(api::serve(socket, service, shutdown)) {
+                error!("control API stopped: {e}");
+            }
+        })?;
+        Ok(ApiThread { stop, thread })
+    }
+
+    /// Stops serving (in-flight calls get a short grace period) and waits
+    /// for the thread; the socket file is removed.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            error!("control API thread panicked");
+        }
+    }
 }
 
 fn init_logging(a: &Args) {
@@ -78,7 +124,14 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
     }
-    let rt = Runtime::start(&spec)?;
+    // Bind first: refuse to start (before opening any port) if another
+    // daemon already serves this socket.
+    let api_socket = if args.no_api {
+        None
+    } else {
+        Some(api::bind_unix(args.socket.clone().unwrap_or_else(api::default_socket_path))?)
+    };
+    let rt = Arc::new(Runtime::start(&spec)?);
     for p in rt.ports() {
         let i = p.info();
         let pools: Vec<String> = (0..i.rx_queues)
@@ -94,6 +147,16 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
     if spec.generator.is_some() {
         info!("built-in traffic generator running");
     }
+    let api = match api_socket.map(|s| ApiThread::start(s, Arc::downgrade(&rt))).transpose() {
+        Ok(api) => api,
+        Err(e) => {
+            // Only a `Weak` was handed out, and the thread did not start.
+            if let Ok(rt) = Arc::try_unwrap(rt) {
+                let _ = rt.stop();
+            }
+            return Err(format!("cannot start the control API thread: {e}").into());
+        }
+    };
 
     let start = Instant::now();
     let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
@@ -114,6 +177,12 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
         }
     }
     info!("stopping");
+    if let Some(api) = api {
+        api.stop();
+    }
+    // The API thread has been joined and only ever held a `Weak`, so this is
+    // the last strong reference.
+    let rt = Arc::try_unwrap(rt).map_err(|_| "internal error: the runtime is still shared after the API stopped")?;
     let report = rt.stop()?;
     println!("{}", stats::summary(&report, start.elapsed().as_secs_f64()));
     if !report.leaks().is_empty() {

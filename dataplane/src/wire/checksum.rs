@@ -5,30 +5,38 @@
 //! the sum over the covered bytes with the field zeroed. A packet verifies
 //! when the sum over all its bytes (checksum field included) is `0xffff`.
 
-/// Add `data` to a 64-bit ones-complement accumulator.
+/// Add `data`, as big-endian 16-bit words, to a 64-bit ones-complement
+/// accumulator.
 ///
-/// Reads the data in native-endian 8-byte chunks: the ones-complement sum
-/// is byte-order independent (RFC 1071 §2(B)), and [`sum`] swaps the folded
-/// result back. The end-around carry keeps the result exact for any length.
+/// Reads 8-byte chunks as big-endian `u64`s: each holds four 16-bit words,
+/// and folding the 64-bit ones-complement sum adds those lanes (2^16 = 1
+/// modulo 0xffff). The end-around carry keeps the result exact for any
+/// length.
 #[inline]
 fn accumulate(mut acc: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let (s, carry) = acc.overflowing_add(w);
         acc = s + u64::from(carry);
     }
-    let rem = chunks.remainder();
-    if !rem.is_empty() {
-        // The remainder starts at an even offset, so zero-padding it to
-        // 8 bytes keeps the 16-bit word alignment (an odd last byte is the
-        // high byte of its word, as RFC 1071 requires).
-        let mut last = [0u8; 8];
-        last[..rem.len()].copy_from_slice(rem);
-        let (s, carry) = acc.overflowing_add(u64::from_ne_bytes(last));
-        acc = s + u64::from(carry);
+    // The remainder (< 8 bytes) starts at an even offset; an odd last byte
+    // is the high byte of a zero-padded word (RFC 1071).
+    let mut rem = chunks.remainder();
+    let mut tail: u64 = 0;
+    if let [a, b, c, d, rest @ ..] = rem {
+        tail += u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
+        rem = rest;
     }
-    acc
+    if let [a, b, rest @ ..] = rem {
+        tail += u64::from(u16::from_be_bytes([*a, *b]));
+        rem = rest;
+    }
+    if let [a] = rem {
+        tail += u64::from(*a) << 8;
+    }
+    let (s, carry) = acc.overflowing_add(tail);
+    s + u64::from(carry)
 }
 
 /// Fold a 64-bit ones-complement accumulator to 16 bits (end-around carry).
@@ -45,9 +53,7 @@ pub const fn fold(sum: u64) -> u16 {
 /// byte is padded with a zero), folded, not complemented.
 #[inline]
 pub fn sum(data: &[u8]) -> u16 {
-    // The native-endian accumulation gives the byte-swapped sum on a
-    // little-endian machine; `from_be` swaps it back (no-op on big endian).
-    u16::from_be(fold(accumulate(0, data)))
+    fold(accumulate(0, data))
 }
 
 /// Ones-complement addition of two folded sums.

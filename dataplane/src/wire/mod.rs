@@ -347,7 +347,7 @@ pub fn parse_frame(frame: &[u8], verify_ipv4_checksum: bool) -> Result<Layers, W
             }
         }
     }
-    // off <= 22 <= frame.len() here, and frame.len() <= u16::MAX, so every
+    // off <= min(22, frame.len()) here, and frame.len() <= u16::MAX, so every
     // offset and length below fits in u16.
     layers.l3_off = off as u16;
     let l3 = tail(frame, off);

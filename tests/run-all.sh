@@ -42,8 +42,9 @@ if [ "$(id -u)" = 0 ]; then
     say "hugepages: $(awk '/HugePages_Free/ {print $2}' /proc/meminfo) of $(cat /proc/sys/vm/nr_hugepages) free"
 fi
 
-say "format check"
+say "format and lint"
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "build (all targets)"
 cargo build --workspace --all-targets --locked

@@ -39,28 +39,26 @@ impl Stage for ParseStage {
 
     #[inline]
     fn process(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
-        let n = b.len();
-        let pkts = b.pkts.as_slice();
-        for i in 0..n {
-            if b.verdict[i] != Verdict::Pending {
+        let Batch { pkts, verdict, layers } = b;
+        for ((p, v), lay) in pkts.as_slice().iter().zip(verdict.iter_mut()).zip(layers.iter_mut()) {
+            if *v != Verdict::Pending {
                 continue;
             }
-            let p = &pkts[i];
             let ol = p.offload();
             if ol.contains(Offload::RX_IP_CSUM_BAD) {
-                b.verdict[i] = Verdict::Drop(DropReason::Malformed(wire::WireError::Ipv4BadChecksum));
+                *v = Verdict::Drop(DropReason::Malformed(wire::WireError::Ipv4BadChecksum));
                 continue;
             }
             let data = p.data();
             let l = match wire::parse_frame(data, !ol.contains(Offload::RX_IP_CSUM_GOOD)) {
                 Ok(l) => l,
                 Err(e) => {
-                    b.verdict[i] = Verdict::Drop(DropReason::Malformed(e));
+                    *v = Verdict::Drop(DropReason::Malformed(e));
                     continue;
                 }
             };
-            b.layers[i] = l;
-            b.verdict[i] = classify(cx.tables, p.port(), data, &l, p.vlan_tci().is_some());
+            *lay = l;
+            *v = classify(cx.tables, p.port(), data, &l, p.vlan_tci().is_some());
         }
     }
 }
@@ -126,14 +124,11 @@ impl Stage for StaticForward {
     #[inline]
     fn process(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
         let t = cx.tables;
-        let n = b.len();
-        let pkts = b.pkts.as_mut_slice();
-        for i in 0..n {
-            if b.verdict[i] != Verdict::Pending {
-                continue;
+        let Batch { pkts, verdict, layers } = b;
+        for ((p, v), l) in pkts.as_mut_slice().iter_mut().zip(verdict.iter_mut()).zip(layers.iter()) {
+            if *v == Verdict::Pending {
+                *v = forward_one(t, p.data_mut(), l);
             }
-            let l = b.layers[i];
-            b.verdict[i] = forward_one(t, pkts[i].data_mut(), &l);
         }
     }
 }

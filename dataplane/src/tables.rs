@@ -114,7 +114,7 @@ impl StaticFib {
                     return Err(RouteError::Duplicate(format!("{a}/{len}")));
                 }
                 self.v4.push(Route4 { net, mask, nh });
-                self.v4.sort_by(|x, y| y.mask.count_ones().cmp(&x.mask.count_ones()));
+                self.v4.sort_by_key(|r| std::cmp::Reverse(r.mask.count_ones()));
             }
             IpAddr::V6(a) => {
                 if len > 128 {
@@ -128,7 +128,7 @@ impl StaticFib {
                     return Err(RouteError::Duplicate(format!("{a}/{len}")));
                 }
                 self.v6.push(Route6 { net, mask, nh });
-                self.v6.sort_by(|x, y| y.mask.count_ones().cmp(&x.mask.count_ones()));
+                self.v6.sort_by_key(|r| std::cmp::Reverse(r.mask.count_ones()));
             }
         }
         Ok(())
@@ -192,12 +192,12 @@ impl Tables {
     /// Whether `a` is one of the router's own IPv4 addresses on `port`.
     #[inline]
     pub fn is_local_v4(&self, port: u16, a: Ipv4Addr) -> bool {
-        self.port(port).is_some_and(|p| p.addrs.iter().any(|x| *x == IpAddr::V4(a)))
+        self.port(port).is_some_and(|p| p.addrs.contains(&IpAddr::V4(a)))
     }
 
     #[inline]
     pub fn is_local_v6(&self, port: u16, a: Ipv6Addr) -> bool {
-        self.port(port).is_some_and(|p| p.addrs.iter().any(|x| *x == IpAddr::V6(a)))
+        self.port(port).is_some_and(|p| p.addrs.contains(&IpAddr::V6(a)))
     }
 }
 

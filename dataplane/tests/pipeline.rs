@@ -94,7 +94,7 @@ fn run(frames: &[Vec<u8>]) -> (Vec<Verdict>, Vec<Vec<u8>>) {
 #[test]
 fn ipv4_forward_rewrites_macs_ttl_and_checksum() {
     let f = eth(P0_MAC, 0x0800, &ipv4([10, 1, 2, 3], 64, 8));
-    let (v, out) = run(&[f.clone()]);
+    let (v, out) = run(std::slice::from_ref(&f));
     assert_eq!(v[0], Verdict::Tx(PortId(1)));
     let o = &out[0];
     assert_eq!(&o[0..6], &NH_MAC);

@@ -77,8 +77,7 @@ impl MemRegion {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let base =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::new(io::ErrorKind::Other, "mmap returned null"))?;
+        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         if !huge {
             // Transparent hugepages are a free win where enabled; failure is harmless.
             // SAFETY: the range was just mapped by us.

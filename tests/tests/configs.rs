@@ -97,7 +97,7 @@ fn broken_configs_name_the_problem() {
 
 #[test]
 fn runtime_refuses_bad_plans_and_closes_what_it_opened() {
-    let base = format!("{PORTS}");
+    let base = PORTS.to_string();
     let start_err = |extra: &str| {
         let spec = Config::parse(&format!("{base}{extra}")).and_then(|c| c.to_spec()).expect("parses");
         match Runtime::start(&spec) {

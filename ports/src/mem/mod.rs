@@ -139,7 +139,7 @@ impl MemPort {
             .args
             .get("wire")
             .ok_or_else(|| PortError::InvalidConfig(format!("port {}: mem driver needs a `wire` name", cfg.name)))?;
-        for (k, _) in &cfg.args {
+        for k in cfg.args.keys() {
             if k != "wire" && k != "max_mtu" {
                 return Err(PortError::InvalidConfig(format!(
                     "port {}: unknown mem driver arg {k:?} (known: wire, max_mtu)",

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Runs every vrouter test. As root it first installs the Debian packages the
-# tests need when they are missing and sets up 2 MiB hugepages; CI
-# (.ci/run) calls exactly this script.
+# Runs every vrouter test. It first installs the Debian packages the tests
+# need when they are missing and sets up 2 MiB hugepages — directly when run
+# as root (as CI does: .ci/run calls exactly this script), through sudo
+# otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "need root for: $* (run as root or install sudo)" >&2
+        return 1
+    fi
+}
 
 # --- system packages -------------------------------------------------------
 pkgs=(build-essential pkg-config iproute2)
@@ -14,15 +25,9 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        say "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        echo "missing packages: ${missing[*]} (run this script as root to install them)" >&2
-        exit 1
-    fi
+    say "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install the Rust toolchain (https://rustup.rs), then rerun" >&2
@@ -30,17 +35,14 @@ if ! command -v cargo >/dev/null; then
 fi
 
 # --- hugepages (pools use them when free; tests check both paths) ---------
-if [ "$(id -u)" = 0 ]; then
-    want=512
-    have=$(cat /proc/sys/vm/nr_hugepages)
-    if [ "$have" -lt "$want" ]; then
-        echo "$want" > /proc/sys/vm/nr_hugepages || true
-    fi
-    if ! grep -q hugetlbfs /proc/mounts; then
-        mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages || true
-    fi
-    say "hugepages: $(awk '/HugePages_Free/ {print $2}' /proc/meminfo) of $(cat /proc/sys/vm/nr_hugepages) free"
+want=512
+if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt "$want" ]; then
+    as_root sh -c "echo $want > /proc/sys/vm/nr_hugepages" || echo "could not reserve hugepages; pools use normal pages"
 fi
+if ! grep -q hugetlbfs /proc/mounts; then
+    as_root sh -c "mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages" || true
+fi
+say "hugepages: $(awk '/HugePages_Free/ {print $2}' /proc/meminfo) of $(cat /proc/sys/vm/nr_hugepages) free"
 
 say "format and lint"
 cargo fmt --all -- --check

@@ -239,6 +239,7 @@ pub struct Runtime {
     gen_ports: Vec<Box<dyn Port>>,
     gen: Option<TrafficGen>,
     tables: TableHandle,
+    rcu: crate::rcu::Rcu,
 }
 
 fn build_tables(spec: &RuntimeSpec, ports: &[Box<dyn Port>]) -> Result<Tables, RuntimeError> {
@@ -333,7 +334,14 @@ impl Runtime {
         for p in &ports {
             p.start().map_err(|err| RuntimeError::Port { port: p.info().name, err })?;
         }
-        let mut rt = Runtime { ports, workers: Vec::new(), gen_ports: Vec::new(), gen: None, tables };
+        let mut rt = Runtime {
+            ports,
+            workers: Vec::new(),
+            gen_ports: Vec::new(),
+            gen: None,
+            tables,
+            rcu: crate::rcu::Rcu::new(),
+        };
         for (w, plan) in spec.workers.iter().enumerate() {
             let werr = |err| RuntimeError::Worker { worker: w, err };
             let perr = |p: &dyn Port, err| RuntimeError::Port { port: p.info().name, err };
@@ -347,7 +355,15 @@ impl Runtime {
             for p in &rt.ports {
                 tx.push(Some(p.tx_queue(QueueId(w as u16)).map_err(|e| perr(&**p, e))?));
             }
-            let ws = WorkerSpec { id: w, core: plan.core, rx, tx, burst: spec.burst, idle: spec.idle };
+            let ws = WorkerSpec {
+                id: w,
+                core: plan.core,
+                rx,
+                tx,
+                burst: spec.burst,
+                idle: spec.idle,
+                rcu: Some(rt.rcu.register()),
+            };
             rt.workers.push(Worker::spawn(ws, rt.tables.clone()).map_err(werr)?);
         }
         if let Some(g) = &spec.generator {
@@ -391,6 +407,11 @@ impl Runtime {
 
     pub fn tables(&self) -> &TableHandle {
         &self.tables
+    }
+
+    /// The RCU domain every worker reads in (for tables changed in place).
+    pub fn rcu(&self) -> &crate::rcu::Rcu {
+        &self.rcu
     }
 
     pub fn ports(&self) -> &[Box<dyn Port>] {

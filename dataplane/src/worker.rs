@@ -41,6 +41,8 @@ pub struct WorkerSpec {
     /// Packets per RX burst (1..=256).
     pub burst: usize,
     pub idle: IdlePolicy,
+    /// RCU reader for tables updated in place (quiescent once per loop).
+    pub rcu: Option<crate::rcu::RcuReader>,
 }
 
 /// The queue handles a stopped worker gives back.
@@ -284,7 +286,7 @@ fn run(
     stats: Arc<WorkerStats>,
     ready: std::sync::mpsc::SyncSender<Result<(), WorkerError>>,
 ) -> WorkerQueues {
-    let WorkerSpec { rx, tx, burst, idle, core, .. } = spec;
+    let WorkerSpec { rx, tx, burst, idle, core, rcu, .. } = spec;
     let fail = |e, rx, tx| {
         let _ = ready.send(Err(e));
         WorkerQueues { rx, tx }
@@ -321,13 +323,27 @@ fn run(
     let _ = ready.send(Ok(()));
 
     while !stop.load(Ordering::Relaxed) {
-        if e.poll() == 0 {
+        let got = e.poll();
+        // No table reference survives a poll round.
+        if let Some(r) = &rcu {
+            r.quiescent();
+        }
+        if got == 0 {
             match idle {
                 IdlePolicy::Poll => std::hint::spin_loop(),
-                IdlePolicy::Sleep(d) => std::thread::sleep(d),
+                IdlePolicy::Sleep(d) => {
+                    if let Some(r) = &rcu {
+                        r.offline();
+                    }
+                    std::thread::sleep(d);
+                    if let Some(r) = &rcu {
+                        r.online();
+                    }
+                }
             }
         }
     }
+    drop(rcu);
     // Return every packet to its pool while this thread still owns the
     // pools (direct recycle), then give the pools up.
     e.batch.pkts.clear();

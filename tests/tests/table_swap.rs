@@ -24,6 +24,9 @@ fn routes_change_under_traffic_without_stopping_workers() {
     wait_until("traffic", || g.rx_valid.get() > 10_000);
     assert_eq!(no_route(), 0);
     let original: Tables = (*rt.tables().current()).clone();
+    // Workers are RCU readers and pass quiescent points while forwarding.
+    assert_eq!(rt.rcu().readers(), 1);
+    rt.rcu().synchronize_timeout(Duration::from_secs(2)).expect("workers pass quiescent points");
 
     // Point the route at a drop next hop: the sink stops receiving.
     let mut t = original.clone();

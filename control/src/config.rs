@@ -131,7 +131,8 @@ pub struct RouteSection {
     pub port: Option<String>,
     /// The next hop's MAC address on that port.
     pub neighbor_mac: Option<String>,
-    /// "forward" (default) or "drop".
+    /// "forward" (default), "drop" (silently) or "unreachable" (answered
+    /// with ICMP unreachable).
     #[serde(default)]
     pub action: RouteAction,
 }
@@ -142,6 +143,7 @@ pub enum RouteAction {
     #[default]
     Forward,
     Drop,
+    Unreachable,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,11 +301,15 @@ impl Config {
                 return err(format!("{ctx}: host bits are set (did you mean {}?)", net.trunc()));
             }
             let target = match r.action {
-                RouteAction::Drop => {
+                RouteAction::Drop | RouteAction::Unreachable => {
                     if r.port.is_some() || r.neighbor_mac.is_some() {
-                        return err(format!("{ctx}: a drop route takes no port or neighbor_mac"));
+                        return err(format!("{ctx}: a drop or unreachable route takes no port or neighbor_mac"));
                     }
-                    RouteTarget::Drop
+                    if r.action == RouteAction::Drop {
+                        RouteTarget::Drop
+                    } else {
+                        RouteTarget::Unreachable
+                    }
                 }
                 RouteAction::Forward => {
                     let port = r.port.clone().ok_or_else(|| ConfigError(format!("{ctx}: needs a port")))?;

@@ -97,14 +97,15 @@ pub fn summary(r: &StopReport, secs: f64) -> String {
         let cpp = if w.rx_packets > 0 { w.busy_cycles as f64 / w.rx_packets as f64 } else { 0.0 };
         let _ = writeln!(
             s,
-            "  worker {} (core {}) rx {} tx {} pkts, {:.0} cycles/pkt, drops {:?}, punts {:?}",
+            "  worker {} (core {}) rx {} tx {} pkts, {:.0} cycles/pkt, drops {:?}, punts {:?}, answered {:?}",
             w.id,
             w.core.map_or("any".to_string(), |c| c.to_string()),
             w.rx_packets,
             w.tx_packets,
             cpp,
             w.drops,
-            w.punts
+            w.punts,
+            w.local
         );
     }
     if let Some(g) = &f.generator {

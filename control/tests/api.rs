@@ -96,6 +96,7 @@ fn sample_snapshot() -> StatsSnapshot {
                 busy_cycles: 123_456,
                 drops: vec![("no_route", 1), ("ttl_exceeded", 0), ("malformed", 3)],
                 punts: vec![("local", 2)],
+                local: vec![("echo_reply", 2)],
             },
             WorkerSnapshot { id: 1, core: None, ..Default::default() },
         ],

@@ -18,8 +18,12 @@ pub enum DropReason {
     UnsupportedEthertype,
     /// A VLAN-tagged frame on a port with no VLAN sub-interfaces.
     VlanUnknown,
-    /// No route to the destination.
+    /// No route to the destination (answered with ICMP net unreachable).
     NoRoute,
+    /// The route is a blackhole: discarded silently.
+    Blackhole,
+    /// The route is unreachable (answered with ICMP host unreachable).
+    Unreachable,
     /// TTL or hop limit would reach zero.
     TtlExceeded,
     /// Larger than the egress port's MTU.
@@ -36,7 +40,7 @@ pub enum DropReason {
     NoVerdict,
 }
 
-const OWN: [(DropReason, &str); 11] = [
+const OWN: [(DropReason, &str); 13] = [
     (DropReason::NotForUs, "eth_not_for_us"),
     (DropReason::UnsupportedEthertype, "unsupported_ethertype"),
     (DropReason::VlanUnknown, "vlan_unknown"),
@@ -48,6 +52,8 @@ const OWN: [(DropReason, &str); 11] = [
     (DropReason::TxNoQueue, "tx_no_queue"),
     (DropReason::PuntNoPath, "punt_no_path"),
     (DropReason::NoVerdict, "no_verdict"),
+    (DropReason::Blackhole, "blackhole"),
+    (DropReason::Unreachable, "unreachable"),
 ];
 
 impl DropReason {
@@ -70,6 +76,8 @@ impl DropReason {
             DropReason::TxNoQueue => 8,
             DropReason::PuntNoPath => 9,
             DropReason::NoVerdict => 10,
+            DropReason::Blackhole => 11,
+            DropReason::Unreachable => 12,
         };
         WireError::COUNT + own
     }
@@ -128,6 +136,8 @@ pub struct WorkerStats {
     pub busy_cycles: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub punts: [Counter; PuntReason::COUNT],
+    /// Answers given from the fast path (see `local::LocalEvent`).
+    pub local: [Counter; crate::local::LocalEvent::COUNT],
 }
 
 impl Default for WorkerStats {
@@ -142,6 +152,7 @@ impl Default for WorkerStats {
             busy_cycles: Counter::new(),
             drops: std::array::from_fn(|_| Counter::new()),
             punts: std::array::from_fn(|_| Counter::new()),
+            local: std::array::from_fn(|_| Counter::new()),
         }
     }
 }
@@ -158,6 +169,15 @@ impl WorkerStats {
 
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(Counter::get).sum()
+    }
+
+    /// Non-zero local-answer counters by name.
+    pub fn local_by_name(&self) -> Vec<(&'static str, u64)> {
+        crate::local::LocalEvent::ALL
+            .iter()
+            .map(|e| (e.name(), self.local[*e as usize].get()))
+            .filter(|x| x.1 > 0)
+            .collect()
     }
 
     /// Non-zero drop counters by name.

@@ -24,11 +24,11 @@ pub struct PortSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTarget {
     /// Out of the named port to the neighbour with this MAC.
-    Forward {
-        port: String,
-        mac: MacAddr,
-    },
+    Forward { port: String, mac: MacAddr },
+    /// Discard silently.
     Drop,
+    /// Discard and answer ICMP unreachable.
+    Unreachable,
 }
 
 #[derive(Clone, Debug)]
@@ -119,6 +119,8 @@ pub struct WorkerSnapshot {
     pub busy_cycles: u64,
     pub drops: Vec<(&'static str, u64)>,
     pub punts: Vec<(&'static str, u64)>,
+    /// Answers given from the fast path (ARP, ND, echo, ICMP errors).
+    pub local: Vec<(&'static str, u64)>,
 }
 
 impl WorkerSnapshot {
@@ -135,6 +137,7 @@ impl WorkerSnapshot {
             busy_cycles: s.busy_cycles.get(),
             drops: s.drops_by_name(),
             punts: PuntReason::ALL.iter().map(|r| (r.name(), s.punts[*r as usize].get())).filter(|p| p.1 > 0).collect(),
+            local: s.local_by_name(),
         }
     }
 }
@@ -251,6 +254,7 @@ fn build_tables(spec: &RuntimeSpec, ports: &[Box<dyn Port>]) -> Result<Tables, R
     for r in &spec.routes {
         let nh = match &r.target {
             RouteTarget::Drop => NextHop::Drop,
+            RouteTarget::Unreachable => NextHop::Unreachable,
             RouteTarget::Forward { port, mac } => {
                 let pe = t.ports.iter().find(|p| &p.name == port).ok_or_else(|| {
                     RuntimeError::Config(format!("route {}/{}: unknown port {port:?}", r.addr, r.len))

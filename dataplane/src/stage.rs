@@ -154,7 +154,8 @@ fn forward_one(t: &Tables, data: &mut [u8], l: &wire::Layers) -> Verdict {
     let Some(nh) = nh else { return Verdict::Drop(DropReason::NoRoute) };
     let (port, mac) = match t.next_hop(nh) {
         Some(NextHop::Forward { port, mac }) => (*port, *mac),
-        Some(NextHop::Drop) => return Verdict::Drop(DropReason::NoRoute),
+        Some(NextHop::Drop) => return Verdict::Drop(DropReason::Blackhole),
+        Some(NextHop::Unreachable) => return Verdict::Drop(DropReason::Unreachable),
         None => return Verdict::Drop(DropReason::BadNextHop),
     };
     let Some(out) = t.port(port.0) else { return Verdict::Drop(DropReason::BadNextHop) };
@@ -193,11 +194,12 @@ fn forward_one(t: &Tables, data: &mut [u8], l: &wire::Layers) -> Verdict {
 pub struct Pipeline {
     pub parse: ParseStage,
     pub forward: StaticForward,
+    pub local: crate::local::LocalStage,
 }
 
 impl Pipeline {
-    pub fn stage_names(&self) -> [&'static str; 2] {
-        [self.parse.name(), self.forward.name()]
+    pub fn stage_names(&self) -> [&'static str; 3] {
+        [self.parse.name(), self.forward.name(), self.local.name()]
     }
 
     /// Runs every stage over the batch; packets no stage decided on are
@@ -207,6 +209,7 @@ impl Pipeline {
         b.reset_verdicts();
         self.parse.process(b, cx);
         self.forward.process(b, cx);
+        self.local.process(b, cx);
         let n = b.len();
         for v in &mut b.verdict[..n] {
             if *v == Verdict::Pending {

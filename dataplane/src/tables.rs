@@ -31,8 +31,10 @@ pub struct PortEntry {
 pub enum NextHop {
     /// Out of `port` to the neighbour with MAC `mac`.
     Forward { port: PortId, mac: MacAddr },
-    /// Silently discard (counted as `no_route`).
+    /// Silently discard (counted as `blackhole`).
     Drop,
+    /// Discard and answer ICMP host unreachable (counted as `unreachable`).
+    Unreachable,
 }
 
 /// An index into [`Tables::next_hops`].
@@ -187,6 +189,18 @@ impl Tables {
     #[inline]
     pub fn next_hop(&self, id: NextHopId) -> Option<&NextHop> {
         self.next_hops.get(id.0 as usize)
+    }
+
+    /// The MTU of the port the route for `dst` leaves by, if it forwards.
+    pub fn egress_mtu(&self, dst: IpAddr) -> Option<u16> {
+        let nh = match dst {
+            IpAddr::V4(a) => self.fib.lookup_v4(u32::from(a)),
+            IpAddr::V6(a) => self.fib.lookup_v6(u128::from(a)),
+        }?;
+        match self.next_hop(nh)? {
+            NextHop::Forward { port, .. } => self.port(port.0).map(|p| p.mtu),
+            _ => None,
+        }
     }
 
     /// Whether `a` is one of the router's own IPv4 addresses on `port`.

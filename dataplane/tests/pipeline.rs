@@ -1,7 +1,7 @@
 //! The pipeline on crafted frames: forwarding rewrites, and the named
 //! reason of every drop and punt.
 
-use dataplane::stage::{Ctx, Pipeline};
+use dataplane::stage::{Ctx, ParseStage, Pipeline, Stage, StaticForward};
 use dataplane::wire::{checksum, WireError};
 use dataplane::*;
 use ports::*;
@@ -24,10 +24,12 @@ fn tables() -> Tables {
     let nh = t.add_next_hop(NextHop::Forward { port: PortId(1), mac: MacAddr(NH_MAC) });
     let bh = t.add_next_hop(NextHop::Drop);
     let bad = t.add_next_hop(NextHop::Forward { port: PortId(7), mac: MacAddr(NH_MAC) });
+    let unreach = t.add_next_hop(NextHop::Unreachable);
     let a = |s: &str| s.parse::<IpAddr>().expect("addr");
     t.add_route(a("10.1.0.0"), 16, nh).expect("r");
     t.add_route(a("10.9.0.0"), 16, bh).expect("r");
     t.add_route(a("10.7.0.0"), 16, bad).expect("r");
+    t.add_route(a("10.8.0.0"), 16, unreach).expect("r");
     t.add_route(a("2001:db8:1::"), 48, nh).expect("r");
     t
 }
@@ -73,8 +75,13 @@ fn udp8() -> Vec<u8> {
     vec![0x04, 0xd2, 0, 53, 0, 8, 0, 0]
 }
 
-/// Runs frames (all received on port 0) through the pipeline.
+/// Runs frames (all received on port 0) through parse and forward only:
+/// the verdicts before the local stage answers anything.
 fn run(frames: &[Vec<u8>]) -> (Vec<Verdict>, Vec<Vec<u8>>) {
+    run_with(frames, false)
+}
+
+fn run_with(frames: &[Vec<u8>], full: bool) -> (Vec<Verdict>, Vec<Vec<u8>>) {
     let pool = PagePool::new(&PoolConfig { buffers: 512, hugepages: HugepagePolicy::Never, ..Default::default() })
         .expect("pool");
     let mut b = Batch::boxed();
@@ -86,7 +93,13 @@ fn run(frames: &[Vec<u8>]) -> (Vec<Verdict>, Vec<Vec<u8>>) {
     }
     let t = tables();
     let stats = WorkerStats::default();
-    Pipeline::default().run(&mut b, &Ctx { tables: &t, stats: &stats });
+    let cx = Ctx { tables: &t, stats: &stats };
+    if full {
+        Pipeline::default().run(&mut b, &cx);
+    } else {
+        ParseStage.process(&mut b, &cx);
+        StaticForward.process(&mut b, &cx);
+    }
     let out = b.pkts.as_slice().iter().map(|p| p.data().to_vec()).collect();
     (b.verdict[..frames.len()].to_vec(), out)
 }
@@ -146,7 +159,8 @@ fn every_drop_and_punt_has_its_reason() {
         (eth(P0_MAC, 0x88cc, &[0u8; 46]), Verdict::Drop(DropReason::UnsupportedEthertype)),
         (eth(P0_MAC, 0x8100, &vlan), Verdict::Drop(DropReason::VlanUnknown)),
         (eth(P0_MAC, 0x0800, &ipv4([192, 0, 2, 1], 64, 8)), Verdict::Drop(DropReason::NoRoute)),
-        (eth(P0_MAC, 0x0800, &ipv4([10, 9, 0, 1], 64, 8)), Verdict::Drop(DropReason::NoRoute)),
+        (eth(P0_MAC, 0x0800, &ipv4([10, 9, 0, 1], 64, 8)), Verdict::Drop(DropReason::Blackhole)),
+        (eth(P0_MAC, 0x0800, &ipv4([10, 8, 0, 1], 64, 8)), Verdict::Drop(DropReason::Unreachable)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 7, 0, 1], 64, 8)), Verdict::Drop(DropReason::BadNextHop)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, 1], 1, 8)), Verdict::Drop(DropReason::TtlExceeded)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, 1], 64, 1200)), Verdict::Drop(DropReason::MtuExceeded)),
@@ -166,6 +180,15 @@ fn every_drop_and_punt_has_its_reason() {
     for (i, (_, want)) in cases.iter().enumerate() {
         assert_eq!(v[i], *want, "case {i}");
     }
+}
+
+#[test]
+fn full_pipeline_answers_what_it_can() {
+    // With the local stage, a TTL-expired packet from a host becomes an
+    // ICMP time exceeded sent back out of port 0.
+    let (v, out) = run_with(&[eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, 1], 1, 8))], true);
+    assert_eq!(v[0], Verdict::Tx(PortId(0)));
+    assert_eq!((out[0][34], out[0][35]), (11, 0));
 }
 
 #[test]

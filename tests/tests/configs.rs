@@ -77,7 +77,10 @@ fn broken_configs_name_the_problem() {
             "unknown port \"p9\"",
         ),
         ("[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p1\"\n", "needs neighbor_mac"),
-        ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"drop\"\nport = \"p1\"\n", "a drop route takes no port"),
+        (
+            "[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"drop\"\nport = \"p1\"\n",
+            "a drop or unreachable route takes no port",
+        ),
         ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"explode\"\n", "unknown variant `explode`"),
         ("[[worker]]\nrx = [\"p0\"]\n", "is not \"port:queue\""),
         ("[generator]\nsource_wire = \"nowhere\"\n", "no mem port of the router is on wire \"nowhere\""),

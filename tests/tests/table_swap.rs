@@ -20,7 +20,7 @@ fn routes_change_under_traffic_without_stopping_workers() {
     let rt = Runtime::start(&spec).expect("start");
     let w = rt.workers()[0].stats().clone();
     let g = rt.generator_stats().expect("gen").clone();
-    let no_route = || w.dropped(dataplane::DropReason::NoRoute);
+    let no_route = || w.dropped(dataplane::DropReason::Blackhole);
     wait_until("traffic", || g.rx_valid.get() > 10_000);
     assert_eq!(no_route(), 0);
     let original: Tables = (*rt.tables().current()).clone();

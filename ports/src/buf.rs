@@ -215,6 +215,15 @@ impl Pkt {
         self.meta().pool
     }
 
+    /// Allocates a fresh buffer from the pool this packet came from (for
+    /// fragments or generated packets): from the owner cache when called on
+    /// the pool's owning thread, through the return ring otherwise.
+    #[inline]
+    pub fn alloc_sibling(&self) -> Option<Pkt> {
+        // SAFETY: the pool outlives every buffer it handed out (see pool.rs).
+        unsafe { (*self.meta().pool).alloc() }
+    }
+
     /// The packet bytes.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
@@ -639,6 +648,18 @@ mod tests {
         let b = p.alloc().expect("same buffer again");
         assert_eq!((b.port(), b.len(), b.rss_hash(), b.vlan_tci()), (u16::MAX, 0, 0, None));
         assert_eq!(b.offload(), Offload::default());
+    }
+
+    #[test]
+    fn siblings_come_from_the_same_pool() {
+        let p = pool(3);
+        let a = p.alloc().expect("buf");
+        let b = a.alloc_sibling().expect("sibling");
+        assert!(p.owns(&b));
+        let c = b.alloc_sibling().expect("sibling");
+        assert!(a.alloc_sibling().is_none(), "pool of 3 is empty");
+        drop((a, b, c));
+        assert_eq!(p.in_use(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod counters;
+pub mod ecmp;
 pub mod local;
 pub mod rcu;
 pub mod runtime;

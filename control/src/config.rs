@@ -4,6 +4,8 @@
 //! every error names the file and the offending entry. See
 //! `configs/demo.toml` for an annotated example.
 
+use dataplane::fib::v4::Fib4Config;
+use dataplane::l3::L3Config;
 use dataplane::runtime::{auto_plan, GenSpec, PortSpec, RouteSpec, RouteTarget, RuntimeSpec, WorkerPlan};
 use dataplane::testgen::GenConfig;
 use dataplane::IdlePolicy;
@@ -45,6 +47,14 @@ pub struct DataplaneSection {
     /// "prefer" (default), "require" or "never".
     #[serde(default)]
     pub hugepages: HugepagesSetting,
+    /// Second-level IPv4 FIB groups (1 KiB each): one per /24 that holds
+    /// routes longer than /24, per VRF.
+    #[serde(default = "default_tbl8")]
+    pub ipv4_tbl8_groups: u32,
+}
+
+fn default_tbl8() -> u32 {
+    4096
 }
 
 fn default_burst() -> usize {
@@ -53,7 +63,13 @@ fn default_burst() -> usize {
 
 impl Default for DataplaneSection {
     fn default() -> Self {
-        DataplaneSection { burst: 32, cores: Vec::new(), idle_sleep_us: 0, hugepages: HugepagesSetting::Prefer }
+        DataplaneSection {
+            burst: 32,
+            cores: Vec::new(),
+            idle_sleep_us: 0,
+            hugepages: HugepagesSetting::Prefer,
+            ipv4_tbl8_groups: default_tbl8(),
+        }
     }
 }
 
@@ -96,9 +112,13 @@ pub struct PortSection {
     /// Buffers per RX queue page pool (0: driver default).
     #[serde(default)]
     pub pool_buffers: u32,
-    /// The router's addresses on this port, with prefix length.
+    /// The router's addresses on this port, with prefix length: each adds
+    /// a local route and a connected route for its subnet.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The VRF (routing table) the port belongs to.
+    #[serde(default)]
+    pub vrf: u16,
     /// Driver-specific settings.
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
@@ -127,6 +147,9 @@ pub struct WorkerSection {
 pub struct RouteSection {
     /// "10.1.0.0/16" or "2001:db8::/32".
     pub prefix: String,
+    /// The VRF (routing table) the route belongs to.
+    #[serde(default)]
+    pub vrf: u16,
     /// Egress port (omit with action = "drop").
     pub port: Option<String>,
     /// The next hop's MAC address on that port.
@@ -243,7 +266,7 @@ impl Config {
                 let net: IpNet = a
                     .parse()
                     .map_err(|_| ConfigError(format!("{ctx}: address {a:?} is not an address/prefix-length")))?;
-                addrs.push(net.addr());
+                addrs.push((net.addr(), net.prefix_len()));
             }
             let mut args = BTreeMap::new();
             for (k, v) in &p.args {
@@ -271,6 +294,7 @@ impl Config {
                     args,
                 },
                 addrs,
+                vrf: p.vrf,
             });
         }
         let workers = if self.workers.is_empty() {
@@ -323,7 +347,7 @@ impl Config {
                     RouteTarget::Forward { port, mac: parse_mac(&format!("{ctx}: neighbor_mac"), mac)? }
                 }
             };
-            routes.push(RouteSpec { addr: net.addr(), len: net.prefix_len(), target });
+            routes.push(RouteSpec { vrf: r.vrf, addr: net.addr(), len: net.prefix_len(), target });
         }
         let generator = self.generator.as_ref().map(|g| self.generator_spec(g, &ports)).transpose()?;
         Ok(RuntimeSpec {
@@ -337,6 +361,10 @@ impl Config {
                 IdlePolicy::Sleep(Duration::from_micros(d.idle_sleep_us))
             },
             generator,
+            l3: L3Config {
+                fib4: Fib4Config { tbl8_groups: d.ipv4_tbl8_groups, hugepages: d.hugepages.into() },
+                ..Default::default()
+            },
         })
     }
 

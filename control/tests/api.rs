@@ -515,7 +515,7 @@ fn end_to_end_vrouterd_and_vrouterctl() -> TestResult {
 fn vrouterctl_config_check_and_connect_errors() -> TestResult {
     let ok = ctl(&["config", "check", "configs/demo.toml"])?;
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
-    assert_eq!(ok.stdout.trim(), "configs/demo.toml: ok (2 ports, 1 workers, 2 routes)");
+    assert_eq!(ok.stdout.trim(), "configs/demo.toml: ok (2 ports, 1 workers, 1 routes)");
 
     let dir = tempfile::tempdir()?;
     let broken = dir.path().join("broken.toml");

@@ -12,6 +12,9 @@ pub enum Verdict {
     Pending,
     /// Transmit on this port.
     Tx(PortId),
+    /// Rewritten for this port but larger than its MTU, DF clear: the
+    /// worker fragments it (IPv4) into the port's TX burst.
+    Fragment(PortId),
     Drop(DropReason),
     /// For the router's own stack.
     Punt(PuntReason),

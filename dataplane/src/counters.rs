@@ -12,6 +12,8 @@ use ports::counter::Counter;
 pub enum DropReason {
     /// The parser rejected the frame.
     Malformed(WireError),
+    /// Fragmenting for a smaller egress MTU failed.
+    Frag(crate::frag::FragError),
     /// Unicast to a MAC address that is not the input port's.
     NotForUs,
     /// An ethertype the router does not handle.
@@ -24,6 +26,8 @@ pub enum DropReason {
     Blackhole,
     /// The route is unreachable (answered with ICMP host unreachable).
     Unreachable,
+    /// The next hop's link-layer address is not known (yet).
+    NeighUnresolved,
     /// TTL or hop limit would reach zero.
     TtlExceeded,
     /// Larger than the egress port's MTU.
@@ -40,7 +44,7 @@ pub enum DropReason {
     NoVerdict,
 }
 
-const OWN: [(DropReason, &str); 13] = [
+const OWN: [(DropReason, &str); 14] = [
     (DropReason::NotForUs, "eth_not_for_us"),
     (DropReason::UnsupportedEthertype, "unsupported_ethertype"),
     (DropReason::VlanUnknown, "vlan_unknown"),
@@ -54,17 +58,19 @@ const OWN: [(DropReason, &str); 13] = [
     (DropReason::NoVerdict, "no_verdict"),
     (DropReason::Blackhole, "blackhole"),
     (DropReason::Unreachable, "unreachable"),
+    (DropReason::NeighUnresolved, "neigh_unresolved"),
 ];
 
 impl DropReason {
     /// Number of distinct reasons.
-    pub const COUNT: usize = WireError::COUNT + OWN.len();
+    pub const COUNT: usize = WireError::COUNT + OWN.len() + crate::frag::FragError::COUNT;
 
     /// Dense index, for counter arrays.
     #[inline(always)]
     pub const fn index(self) -> usize {
         let own = match self {
             DropReason::Malformed(e) => return e.index(),
+            DropReason::Frag(e) => return WireError::COUNT + OWN.len() + e.index(),
             DropReason::NotForUs => 0,
             DropReason::UnsupportedEthertype => 1,
             DropReason::VlanUnknown => 2,
@@ -78,19 +84,25 @@ impl DropReason {
             DropReason::NoVerdict => 10,
             DropReason::Blackhole => 11,
             DropReason::Unreachable => 12,
+            DropReason::NeighUnresolved => 13,
         };
         WireError::COUNT + own
     }
 
     /// Every reason, in index order.
     pub fn all() -> impl Iterator<Item = DropReason> {
-        WireError::ALL.into_iter().map(DropReason::Malformed).chain(OWN.iter().map(|o| o.0))
+        WireError::ALL
+            .into_iter()
+            .map(DropReason::Malformed)
+            .chain(OWN.iter().map(|o| o.0))
+            .chain(crate::frag::FragError::ALL.into_iter().map(DropReason::Frag))
     }
 
     /// The counter name (malformed reasons are the parser's names).
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Malformed(e) => e.name(),
+            DropReason::Frag(e) => e.name(),
             other => OWN[other.index() - WireError::COUNT].1,
         }
     }

@@ -7,7 +7,11 @@
 pub mod batch;
 pub mod counters;
 pub mod ecmp;
+pub mod fib;
+pub mod frag;
+pub mod l3;
 pub mod local;
+pub mod neigh;
 pub mod rcu;
 pub mod runtime;
 pub mod stage;
@@ -19,5 +23,5 @@ pub mod worker;
 
 pub use batch::{Batch, Verdict};
 pub use counters::{DropReason, PuntReason, WorkerStats};
-pub use tables::{NextHop, NextHopId, PortEntry, TableHandle, Tables};
+pub use tables::{PortEntry, TableHandle, Tables};
 pub use worker::{IdlePolicy, Worker, WorkerError, WorkerSpec};

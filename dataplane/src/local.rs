@@ -224,7 +224,7 @@ fn mtu_of_failed_egress(t: &Tables, p: &Pkt, l: &Layers) -> Option<u16> {
         L3Kind::Ipv6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d.get(o + 24..o + 40)?).ok()?)),
         _ => return None,
     };
-    t.egress_mtu(dst)
+    t.egress_mtu(p.port(), dst)
 }
 
 fn port_v4(pe: &PortEntry) -> Option<[u8; 4]> {

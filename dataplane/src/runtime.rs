@@ -2,7 +2,9 @@
 //! optional built-in traffic generator.
 
 use crate::counters::{PuntReason, WorkerStats};
-use crate::tables::{NextHop, PortEntry, TableHandle, Tables};
+use crate::l3::{Adj, L3Config, L3Control, Target, VrfId};
+use crate::rcu::Rcu;
+use crate::tables::{PortEntry, TableHandle, Tables};
 use crate::testgen::{GenConfig, GenStats, Source, TrafficGen};
 use crate::worker::{IdlePolicy, Worker, WorkerError, WorkerSpec};
 use ports::{LinkState, MacAddr, PoolStats, Port, PortConfig, PortError, PortId, PortInfo, QueueId, QueueStats};
@@ -16,8 +18,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct PortSpec {
     pub config: PortConfig,
-    /// The router's own addresses on the port (traffic to them is punted).
-    pub addrs: Vec<IpAddr>,
+    /// The router's own addresses on the port, with prefix lengths: each
+    /// adds a local host route and a connected route for its subnet.
+    pub addrs: Vec<(IpAddr, u8)>,
+    /// The VRF the port is bound to.
+    pub vrf: u16,
 }
 
 /// Where a route sends packets.
@@ -33,6 +38,7 @@ pub enum RouteTarget {
 
 #[derive(Clone, Debug)]
 pub struct RouteSpec {
+    pub vrf: u16,
     pub addr: IpAddr,
     pub len: u8,
     pub target: RouteTarget,
@@ -68,6 +74,8 @@ pub struct RuntimeSpec {
     pub burst: usize,
     pub idle: IdlePolicy,
     pub generator: Option<GenSpec>,
+    /// FIB sizes (the VRF count follows from the ports and routes).
+    pub l3: L3Config,
 }
 
 #[derive(Debug)]
@@ -242,30 +250,51 @@ pub struct Runtime {
     gen_ports: Vec<Box<dyn Port>>,
     gen: Option<TrafficGen>,
     tables: TableHandle,
-    rcu: crate::rcu::Rcu,
+    rcu: Rcu,
+    l3: std::sync::Mutex<L3Control>,
 }
 
-fn build_tables(spec: &RuntimeSpec, ports: &[Box<dyn Port>]) -> Result<Tables, RuntimeError> {
+fn build_l3(
+    spec: &RuntimeSpec,
+    ports: &[Box<dyn Port>],
+    tables: &TableHandle,
+    rcu: &Rcu,
+) -> Result<L3Control, RuntimeError> {
+    let cerr = |s: String| RuntimeError::Config(s);
     let mut t = Tables::default();
     for (p, ps) in ports.iter().zip(&spec.ports) {
         let i = p.info();
-        t.ports.push(PortEntry { id: i.id, name: i.name, mac: i.mac, mtu: i.mtu, addrs: ps.addrs.clone() });
+        let addrs = ps.addrs.iter().map(|a| a.0).collect();
+        t.ports.push(PortEntry { id: i.id, name: i.name, mac: i.mac, mtu: i.mtu, addrs });
+    }
+    let vrfs = spec.ports.iter().map(|p| p.vrf).chain(spec.routes.iter().map(|r| r.vrf)).max().unwrap_or(0) + 1;
+    let cfg = L3Config { vrfs, ..spec.l3 };
+    let mut l3 = L3Control::new(cfg, ports.len(), rcu.clone()).map_err(|e| cerr(format!("L3 tables: {e}")))?;
+    tables.publish(t.clone());
+    l3.attach(tables.clone());
+    for (i, ps) in spec.ports.iter().enumerate() {
+        let port = PortId(i as u16);
+        l3.bind_port(port, VrfId(ps.vrf)).map_err(|e| cerr(format!("port {}: {e}", ps.config.name)))?;
+        for (a, len) in &ps.addrs {
+            l3.add_interface_address(port, *a, *len)
+                .map_err(|e| cerr(format!("port {}: address {a}/{len}: {e}", ps.config.name)))?;
+        }
     }
     for r in &spec.routes {
-        let nh = match &r.target {
-            RouteTarget::Drop => NextHop::Drop,
-            RouteTarget::Unreachable => NextHop::Unreachable,
+        let ctx = |e: &dyn fmt::Display| cerr(format!("route {}/{} (VRF {}): {e}", r.addr, r.len, r.vrf));
+        let adj = match &r.target {
+            RouteTarget::Drop => Adj::Drop,
+            RouteTarget::Unreachable => Adj::Unreachable,
             RouteTarget::Forward { port, mac } => {
-                let pe = t.ports.iter().find(|p| &p.name == port).ok_or_else(|| {
-                    RuntimeError::Config(format!("route {}/{}: unknown port {port:?}", r.addr, r.len))
-                })?;
-                NextHop::Forward { port: pe.id, mac: *mac }
+                let pe =
+                    t.ports.iter().find(|p| &p.name == port).ok_or_else(|| ctx(&format!("unknown port {port:?}")))?;
+                Adj::Fixed { port: pe.id, mac: *mac }
             }
         };
-        let id = t.add_next_hop(nh);
-        t.add_route(r.addr, r.len, id).map_err(|e| RuntimeError::Config(format!("route {}/{}: {e}", r.addr, r.len)))?;
+        let id = l3.adjacency(adj).map_err(|e| ctx(&e))?;
+        l3.add_route(VrfId(r.vrf), r.addr, r.len, Target::Adj(id)).map_err(|e| ctx(&e))?;
     }
-    Ok(t)
+    Ok(l3)
 }
 
 impl Drop for Runtime {
@@ -334,7 +363,9 @@ impl Runtime {
                 }
             }
         }
-        let tables = TableHandle::new(build_tables(spec, &ports)?);
+        let tables = TableHandle::new(Tables::default());
+        let rcu = Rcu::new();
+        let l3 = build_l3(spec, &ports, &tables, &rcu)?;
         for p in &ports {
             p.start().map_err(|err| RuntimeError::Port { port: p.info().name, err })?;
         }
@@ -344,7 +375,8 @@ impl Runtime {
             gen_ports: Vec::new(),
             gen: None,
             tables,
-            rcu: crate::rcu::Rcu::new(),
+            rcu,
+            l3: std::sync::Mutex::new(l3),
         };
         for (w, plan) in spec.workers.iter().enumerate() {
             let werr = |err| RuntimeError::Worker { worker: w, err };
@@ -414,8 +446,16 @@ impl Runtime {
     }
 
     /// The RCU domain every worker reads in (for tables changed in place).
-    pub fn rcu(&self) -> &crate::rcu::Rcu {
+    pub fn rcu(&self) -> &Rcu {
         &self.rcu
+    }
+
+    /// The L3 control side (routes, next hops, groups, VRFs), for changes
+    /// while forwarding. It publishes table versions itself.
+    pub fn l3(&self) -> std::sync::MutexGuard<'_, L3Control> {
+        // L3Control keeps its invariants across a panic in a caller's
+        // closure only as far as its own methods completed; recover.
+        self.l3.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn ports(&self) -> &[Box<dyn Port>] {

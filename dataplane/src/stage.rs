@@ -8,9 +8,12 @@
 
 use crate::batch::{Batch, Verdict};
 use crate::counters::{DropReason, PuntReason, WorkerStats};
-use crate::tables::{NextHop, Tables};
+use crate::ecmp;
+use crate::fib::v4::NO_ROUTE;
+use crate::l3::Adj;
+use crate::tables::Tables;
 use crate::wire::{self, checksum, L3Kind};
-use ports::{Offload, PortId};
+use ports::{Offload, PortId, MAX_BURST};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What a stage may read while it runs.
@@ -111,56 +114,142 @@ fn classify(t: &Tables, in_port: u16, data: &[u8], l: &wire::Layers, stripped_vl
     }
 }
 
-/// Route lookup on the static FIB, TTL/hop-limit decrement with an
+/// Route lookup in the input port's VRF (batched: one bulk FIB lookup per
+/// VRF and address family, so the table loads of a burst overlap), ECMP
+/// member choice by flow hash, TTL / hop-limit decrement with an
 /// incremental checksum update (RFC 1624), MTU check and Ethernet rewrite.
-#[derive(Default)]
-pub struct StaticForward;
+pub struct L3Forward {
+    idx: [u16; MAX_BURST],
+    vrf: [u16; MAX_BURST],
+    a4: [u32; MAX_BURST],
+    a6: [u128; MAX_BURST],
+    out: [u32; MAX_BURST],
+}
 
-impl Stage for StaticForward {
+impl Default for L3Forward {
+    fn default() -> Self {
+        L3Forward {
+            idx: [0; MAX_BURST],
+            vrf: [0; MAX_BURST],
+            a4: [0; MAX_BURST],
+            a6: [0; MAX_BURST],
+            out: [0; MAX_BURST],
+        }
+    }
+}
+
+const NOT_THIS_PASS: u16 = u16::MAX;
+
+impl Stage for L3Forward {
     fn name(&self) -> &'static str {
-        "static-forward"
+        "l3-forward"
     }
 
     #[inline]
     fn process(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
         let t = cx.tables;
-        let Batch { pkts, verdict, layers } = b;
-        for ((p, v), l) in pkts.as_mut_slice().iter_mut().zip(verdict.iter_mut()).zip(layers.iter()) {
-            if *v == Verdict::Pending {
-                *v = forward_one(t, p.data_mut(), l);
+        let n = b.len();
+        for fam in [L3Kind::Ipv4, L3Kind::Ipv6] {
+            // Which packets of this family are pending, and in which VRF.
+            let mut left = 0;
+            for i in 0..n {
+                let p = &b.pkts.as_slice()[i];
+                self.vrf[i] = match (b.verdict[i], b.layers[i].l3 == fam) {
+                    (Verdict::Pending, true) => match t.l3.port_vrf.get(p.port() as usize) {
+                        Some(v) => {
+                            left += 1;
+                            *v
+                        }
+                        None => {
+                            b.verdict[i] = Verdict::Drop(DropReason::NoRoute);
+                            NOT_THIS_PASS
+                        }
+                    },
+                    _ => NOT_THIS_PASS,
+                };
+            }
+            // One pass per VRF present in the burst (usually one).
+            while left > 0 {
+                let Some(cur) = self.vrf[..n].iter().copied().find(|v| *v != NOT_THIS_PASS) else { break };
+                let mut m = 0;
+                for i in 0..n {
+                    if self.vrf[i] != cur {
+                        continue;
+                    }
+                    self.vrf[i] = NOT_THIS_PASS;
+                    let d = b.pkts.as_slice()[i].data();
+                    let o = b.layers[i].l3_off as usize;
+                    match fam {
+                        L3Kind::Ipv4 => match d.get(o + 16..o + 20) {
+                            Some(x) => self.a4[m] = u32::from_be_bytes([x[0], x[1], x[2], x[3]]),
+                            None => continue,
+                        },
+                        _ => match d.get(o + 24..o + 40) {
+                            Some(x) => {
+                                let mut a = [0u8; 16];
+                                a.copy_from_slice(x);
+                                self.a6[m] = u128::from_be_bytes(a);
+                            }
+                            None => continue,
+                        },
+                    }
+                    self.idx[m] = i as u16;
+                    m += 1;
+                }
+                left -= m;
+                let Some(vrf) = t.l3.vrfs.get(cur as usize) else {
+                    for k in 0..m {
+                        b.verdict[self.idx[k] as usize] = Verdict::Drop(DropReason::NoRoute);
+                    }
+                    continue;
+                };
+                match fam {
+                    L3Kind::Ipv4 => vrf.fib4.lookup_bulk(&self.a4[..m], &mut self.out[..m]),
+                    _ => vrf.fib6.lookup_bulk(&self.a6[..m], &mut self.out[..m]),
+                }
+                for k in 0..m {
+                    let i = self.idx[k] as usize;
+                    let l = b.layers[i];
+                    let p = &mut b.pkts.as_mut_slice()[i];
+                    b.verdict[i] = apply(t, p.data_mut(), &l, self.out[k]);
+                }
             }
         }
     }
 }
 
 #[inline(always)]
-fn forward_one(t: &Tables, data: &mut [u8], l: &wire::Layers) -> Verdict {
-    let o = l.l3_off as usize;
-    let nh = match l.l3 {
-        L3Kind::Ipv4 => match data.get(o + 16..o + 20) {
-            Some(d) => t.fib.lookup_v4(u32::from_be_bytes([d[0], d[1], d[2], d[3]])),
-            None => None,
-        },
-        L3Kind::Ipv6 => match data.get(o + 24..o + 40) {
-            Some(d) => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(d);
-                t.fib.lookup_v6(u128::from_be_bytes(a))
-            }
-            None => None,
-        },
-        _ => None,
-    };
-    let Some(nh) = nh else { return Verdict::Drop(DropReason::NoRoute) };
-    let (port, mac) = match t.next_hop(nh) {
-        Some(NextHop::Forward { port, mac }) => (*port, *mac),
-        Some(NextHop::Drop) => return Verdict::Drop(DropReason::Blackhole),
-        Some(NextHop::Unreachable) => return Verdict::Drop(DropReason::Unreachable),
+fn apply(t: &Tables, data: &mut [u8], l: &wire::Layers, value: u32) -> Verdict {
+    if value == NO_ROUTE {
+        return Verdict::Drop(DropReason::NoRoute);
+    }
+    let adj = match t.l3.resolve(value, |sym| ecmp::flow_hash(data, l, sym)) {
+        Some(a) => *a,
         None => return Verdict::Drop(DropReason::BadNextHop),
     };
+    match adj {
+        Adj::Fixed { port, mac } => rewrite(t, data, l, port, &mac.0),
+        Adj::Gateway { .. } | Adj::Glean { .. } => Verdict::Drop(DropReason::NeighUnresolved),
+        Adj::Local => Verdict::Punt(PuntReason::Local),
+        Adj::Drop => Verdict::Drop(DropReason::Blackhole),
+        Adj::Unreachable => Verdict::Drop(DropReason::Unreachable),
+    }
+}
+
+/// MTU check, TTL / hop-limit decrement, Ethernet rewrite towards `mac`.
+#[inline(always)]
+pub(crate) fn rewrite(t: &Tables, data: &mut [u8], l: &wire::Layers, port: PortId, mac: &[u8; 6]) -> Verdict {
+    let o = l.l3_off as usize;
     let Some(out) = t.port(port.0) else { return Verdict::Drop(DropReason::BadNextHop) };
+    let mut verdict = Verdict::Tx(port);
     if l.l3_len > out.mtu {
-        return Verdict::Drop(DropReason::MtuExceeded);
+        // IPv4 without DF is fragmented by the worker after the rewrite;
+        // everything else gets ICMP too-big from the local stage.
+        let df = data.get(o + 6).is_some_and(|f| f & 0x40 != 0);
+        if l.l3 != L3Kind::Ipv4 || df {
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
+        verdict = Verdict::Fragment(port);
     }
     match l.l3 {
         L3Kind::Ipv4 => {
@@ -183,9 +272,9 @@ fn forward_one(t: &Tables, data: &mut [u8], l: &wire::Layers) -> Verdict {
             *hl -= 1;
         }
     }
-    data[0..6].copy_from_slice(&mac.0);
+    data[0..6].copy_from_slice(mac);
     data[6..12].copy_from_slice(&out.mac.0);
-    Verdict::Tx(PortId(port.0))
+    verdict
 }
 
 /// The stages in order. Composed statically: adding a stage is a field and a
@@ -193,7 +282,7 @@ fn forward_one(t: &Tables, data: &mut [u8], l: &wire::Layers) -> Verdict {
 #[derive(Default)]
 pub struct Pipeline {
     pub parse: ParseStage,
-    pub forward: StaticForward,
+    pub forward: L3Forward,
     pub local: crate::local::LocalStage,
 }
 

@@ -202,6 +202,8 @@ struct Engine {
     rx: Vec<(PortId, Box<dyn RxQueue>)>,
     tx: Vec<Option<Box<dyn TxQueue>>>,
     out: Vec<PktBurst>,
+    /// Fragments of one packet, before they join its TX burst.
+    scratch: PktBurst,
     batch: Box<Batch>,
     pipeline: Pipeline,
     tables: TableHandle,
@@ -219,9 +221,29 @@ impl Engine {
         let snap = self.tables.snapshot();
         self.pipeline.run(&mut self.batch, &Ctx { tables: &snap, stats });
 
-        let Batch { pkts, verdict, .. } = &mut *self.batch;
-        for (p, v) in pkts.drain().zip(verdict.iter()) {
+        let Batch { pkts, verdict, layers } = &mut *self.batch;
+        for ((mut p, v), l) in pkts.drain().zip(verdict.iter()).zip(layers.iter()) {
             match *v {
+                Verdict::Fragment(port) => {
+                    let (Some(o), Some(Some(_)), Some(pe)) =
+                        (self.out.get_mut(port.0 as usize), self.tx.get(port.0 as usize), snap.port(port.0))
+                    else {
+                        stats.drop(DropReason::TxNoQueue);
+                        continue;
+                    };
+                    let frags = &mut self.scratch;
+                    match crate::frag::fragment_ipv4(&mut p, l.l3_off as usize, l.l3_len as usize, pe.mtu, frags) {
+                        // In order: the first fragment, then the rest.
+                        Ok(_) => {
+                            for f in std::iter::once(p).chain(frags.drain()) {
+                                if o.push(f).is_err() {
+                                    stats.drop(DropReason::TxFull);
+                                }
+                            }
+                        }
+                        Err(e) => stats.drop(DropReason::Frag(e)),
+                    }
+                }
                 Verdict::Tx(port) => match (self.out.get_mut(port.0 as usize), self.tx.get(port.0 as usize)) {
                     // Cannot fail: out bursts hold MAX_BURST and a batch
                     // carries at most that many packets.
@@ -309,6 +331,7 @@ fn run(
     }
     let mut e = Engine {
         out: (0..tx.len()).map(|_| PktBurst::new()).collect(),
+        scratch: PktBurst::new(),
         rx,
         tx,
         batch: Batch::boxed(),

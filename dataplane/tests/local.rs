@@ -1,8 +1,10 @@
 //! The local stage: answers built in place (ARP, ND, echo) and ICMP errors,
 //! checked byte by byte, with the rate limit and the RFC 1812 exclusions.
 
+use dataplane::l3::{Adj, L3Config, L3Control, Target, VrfId};
 use dataplane::local::{LocalEvent, LocalStage};
-use dataplane::stage::{Ctx, ParseStage, Stage, StaticForward};
+use dataplane::rcu::Rcu;
+use dataplane::stage::{Ctx, L3Forward, ParseStage, Stage};
 use dataplane::wire::checksum;
 use dataplane::*;
 use ports::*;
@@ -22,27 +24,31 @@ fn host6() -> Ipv6Addr {
 }
 
 fn tables() -> Tables {
-    let mut t = Tables::default();
-    t.ports.push(PortEntry {
-        id: PortId(0),
-        name: "p0".into(),
-        mac: MacAddr(P0_MAC),
-        mtu: 1500,
-        addrs: vec![IpAddr::from(R4), IpAddr::V6(r6())],
-    });
-    t.ports.push(PortEntry {
-        id: PortId(1),
-        name: "p1".into(),
-        mac: MacAddr([2, 0, 0, 0, 1, 1]),
-        mtu: 1000,
-        addrs: vec![],
-    });
-    let nh = t.add_next_hop(NextHop::Forward { port: PortId(1), mac: MacAddr(NH_MAC) });
-    t.add_route("10.1.0.0".parse().expect("a"), 16, nh).expect("r");
-    t.add_route("2001:db8:1::".parse().expect("a"), 48, nh).expect("r");
-    let un = t.add_next_hop(NextHop::Unreachable);
-    t.add_route("10.8.0.0".parse().expect("a"), 16, un).expect("r");
-    t
+    let ports = vec![
+        PortEntry {
+            id: PortId(0),
+            name: "p0".into(),
+            mac: MacAddr(P0_MAC),
+            mtu: 1500,
+            addrs: vec![IpAddr::from(R4), IpAddr::V6(r6())],
+        },
+        PortEntry { id: PortId(1), name: "p1".into(), mac: MacAddr([2, 0, 0, 0, 1, 1]), mtu: 1000, addrs: vec![] },
+    ];
+    let h = TableHandle::new(Tables { ports, ..Default::default() });
+    let cfg = L3Config {
+        fib4: dataplane::fib::v4::Fib4Config { tbl8_groups: 16, hugepages: HugepagePolicy::Never },
+        ..Default::default()
+    };
+    let mut l3 = L3Control::new(cfg, 2, Rcu::new()).expect("l3");
+    l3.attach(h.clone());
+    l3.add_interface_address(PortId(0), IpAddr::from(R4), 24).expect("addr");
+    l3.add_interface_address(PortId(0), IpAddr::V6(r6()), 64).expect("addr");
+    let nh = l3.adjacency(Adj::Fixed { port: PortId(1), mac: MacAddr(NH_MAC) }).expect("adj");
+    let un = l3.adjacency(Adj::Unreachable).expect("adj");
+    for (p, len, t) in [("10.1.0.0", 16, nh), ("2001:db8:1::", 48, nh), ("10.8.0.0", 16, un)] {
+        l3.add_route(VrfId(0), p.parse().expect("a"), len, Target::Adj(t)).expect("route");
+    }
+    (*h.current()).clone()
 }
 
 fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -108,7 +114,7 @@ fn run(frames: &[Vec<u8>], stage: &mut LocalStage) -> Out {
     let stats = WorkerStats::default();
     let cx = Ctx { tables: &t, stats: &stats };
     ParseStage.process(&mut b, &cx);
-    StaticForward.process(&mut b, &cx);
+    L3Forward::default().process(&mut b, &cx);
     stage.process(&mut b, &cx);
     let frames = b.pkts.as_slice().iter().map(|p| p.data().to_vec()).collect();
     Out { verdicts: b.verdict[..b.len()].to_vec(), frames, stats }
@@ -147,7 +153,7 @@ fn unreachable_and_frag_needed_carry_the_right_codes() {
         eth(P0_MAC, 0x0800, &ipv4(HOST4, [192, 0, 2, 1], 64, 17, false, &udp(8))), // no route
         eth(P0_MAC, 0x0800, &ipv4(HOST4, [10, 8, 0, 1], 64, 17, false, &udp(8))),  // unreachable route
         eth(P0_MAC, 0x0800, &ipv4(HOST4, [10, 1, 0, 1], 64, 17, true, &udp(1200))), // DF, egress MTU 1000
-        eth(P0_MAC, 0x0800, &ipv4(HOST4, [10, 1, 0, 1], 64, 17, false, &udp(1200))), // no DF: dropped
+        eth(P0_MAC, 0x0800, &ipv4(HOST4, [10, 1, 0, 1], 64, 17, false, &udp(1200))), // no DF: fragmented
     ];
     let o = run(&frames, &mut LocalStage::default());
     let codes: Vec<(u8, u8)> = o.frames[..3].iter().map(|f| (f[34], f[35])).collect();
@@ -155,7 +161,7 @@ fn unreachable_and_frag_needed_carry_the_right_codes() {
     assert_eq!(u16::from_be_bytes([o.frames[2][40], o.frames[2][41]]), 1000, "next-hop MTU");
     assert!(o.frames[2].len() - 14 <= 576, "quote limited to a 576-byte datagram");
     assert!(checksum::verify(&o.frames[2][34..]));
-    assert_eq!(o.verdicts[3], Verdict::Drop(DropReason::MtuExceeded));
+    assert_eq!(o.verdicts[3], Verdict::Fragment(PortId(1)), "DF clear: the worker fragments it");
     assert_eq!(ev(&o.stats, LocalEvent::IcmpUnreachable), 2);
     assert_eq!(ev(&o.stats, LocalEvent::IcmpFragNeeded), 1);
 }

@@ -1,7 +1,9 @@
 //! The pipeline on crafted frames: forwarding rewrites, and the named
 //! reason of every drop and punt.
 
-use dataplane::stage::{Ctx, ParseStage, Pipeline, Stage, StaticForward};
+use dataplane::l3::{Adj, AdjId, L3Config, L3Control, Target, VrfId};
+use dataplane::rcu::Rcu;
+use dataplane::stage::{Ctx, L3Forward, ParseStage, Pipeline, Stage};
 use dataplane::wire::{checksum, WireError};
 use dataplane::*;
 use ports::*;
@@ -11,27 +13,46 @@ const P0_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const P1_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
 const NH_MAC: [u8; 6] = [2, 0, 0, 0, 2, 2];
 
+fn a(s: &str) -> IpAddr {
+    s.parse().expect("addr")
+}
+
 fn tables() -> Tables {
-    let mut t = Tables::default();
-    t.ports.push(PortEntry {
-        id: PortId(0),
-        name: "p0".into(),
-        mac: MacAddr(P0_MAC),
-        mtu: 1500,
-        addrs: vec!["10.0.0.254".parse().expect("a"), "2001:db8::fe".parse().expect("a")],
-    });
-    t.ports.push(PortEntry { id: PortId(1), name: "p1".into(), mac: MacAddr(P1_MAC), mtu: 1000, addrs: vec![] });
-    let nh = t.add_next_hop(NextHop::Forward { port: PortId(1), mac: MacAddr(NH_MAC) });
-    let bh = t.add_next_hop(NextHop::Drop);
-    let bad = t.add_next_hop(NextHop::Forward { port: PortId(7), mac: MacAddr(NH_MAC) });
-    let unreach = t.add_next_hop(NextHop::Unreachable);
-    let a = |s: &str| s.parse::<IpAddr>().expect("addr");
-    t.add_route(a("10.1.0.0"), 16, nh).expect("r");
-    t.add_route(a("10.9.0.0"), 16, bh).expect("r");
-    t.add_route(a("10.7.0.0"), 16, bad).expect("r");
-    t.add_route(a("10.8.0.0"), 16, unreach).expect("r");
-    t.add_route(a("2001:db8:1::"), 48, nh).expect("r");
-    t
+    let ports = vec![
+        PortEntry {
+            id: PortId(0),
+            name: "p0".into(),
+            mac: MacAddr(P0_MAC),
+            mtu: 1500,
+            addrs: vec![a("10.0.0.254"), a("2001:db8::fe")],
+        },
+        PortEntry { id: PortId(1), name: "p1".into(), mac: MacAddr(P1_MAC), mtu: 1000, addrs: vec![] },
+    ];
+    let h = TableHandle::new(Tables { ports, ..Default::default() });
+    let mut l3 = L3Control::new(small_l3(), 2, Rcu::new()).expect("l3");
+    l3.attach(h.clone());
+    l3.add_interface_address(PortId(0), a("10.0.0.254"), 24).expect("addr");
+    l3.add_interface_address(PortId(0), a("2001:db8::fe"), 64).expect("addr");
+    let nh = l3.adjacency(Adj::Fixed { port: PortId(1), mac: MacAddr(NH_MAC) }).expect("adj");
+    let bh = l3.adjacency(Adj::Drop).expect("adj");
+    let unreach = l3.adjacency(Adj::Unreachable).expect("adj");
+    let bad = l3.adjacency(Adj::Fixed { port: PortId(1), mac: MacAddr(NH_MAC) }).expect("adj");
+    assert_eq!(bad, nh, "equal adjacencies are shared");
+    let r = |l3: &mut L3Control, p: &str, len: u8, t: AdjId| {
+        l3.add_route(VrfId(0), a(p), len, Target::Adj(t)).expect("route")
+    };
+    r(&mut l3, "10.1.0.0", 16, nh);
+    r(&mut l3, "10.9.0.0", 16, bh);
+    r(&mut l3, "10.8.0.0", 16, unreach);
+    r(&mut l3, "2001:db8:1::", 48, nh);
+    (*h.current()).clone()
+}
+
+fn small_l3() -> L3Config {
+    L3Config {
+        fib4: dataplane::fib::v4::Fib4Config { tbl8_groups: 16, hugepages: HugepagePolicy::Never },
+        ..Default::default()
+    }
 }
 
 fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -98,7 +119,7 @@ fn run_with(frames: &[Vec<u8>], full: bool) -> (Vec<Verdict>, Vec<Vec<u8>>) {
         Pipeline::default().run(&mut b, &cx);
     } else {
         ParseStage.process(&mut b, &cx);
-        StaticForward.process(&mut b, &cx);
+        L3Forward::default().process(&mut b, &cx);
     }
     let out = b.pkts.as_slice().iter().map(|p| p.data().to_vec()).collect();
     (b.verdict[..frames.len()].to_vec(), out)
@@ -122,11 +143,11 @@ fn ipv4_forward_rewrites_macs_ttl_and_checksum() {
 
 #[test]
 fn ipv4_checksum_update_matches_recomputation_for_every_ttl() {
-    for ttl in 2..=255u8 {
-        let f = eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, ttl], ttl, 8));
-        let (v, out) = run(&[f]);
-        assert_eq!(v[0], Verdict::Tx(PortId(1)));
-        assert!(checksum::verify(&out[0][14..34]), "ttl {ttl}");
+    let frames: Vec<Vec<u8>> = (2..=255u8).map(|ttl| eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, ttl], ttl, 8))).collect();
+    let (v, out) = run(&frames);
+    for (i, f) in out.iter().enumerate() {
+        assert_eq!(v[i], Verdict::Tx(PortId(1)));
+        assert!(checksum::verify(&f[14..34]), "ttl {}", i + 2);
     }
 }
 
@@ -161,7 +182,6 @@ fn every_drop_and_punt_has_its_reason() {
         (eth(P0_MAC, 0x0800, &ipv4([192, 0, 2, 1], 64, 8)), Verdict::Drop(DropReason::NoRoute)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 9, 0, 1], 64, 8)), Verdict::Drop(DropReason::Blackhole)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 8, 0, 1], 64, 8)), Verdict::Drop(DropReason::Unreachable)),
-        (eth(P0_MAC, 0x0800, &ipv4([10, 7, 0, 1], 64, 8)), Verdict::Drop(DropReason::BadNextHop)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, 1], 1, 8)), Verdict::Drop(DropReason::TtlExceeded)),
         (eth(P0_MAC, 0x0800, &ipv4([10, 1, 0, 1], 64, 1200)), Verdict::Drop(DropReason::MtuExceeded)),
         (eth(P0_MAC, 0x86dd, &ipv6("2001:db8:1::5", 1, 17, &udp8())), Verdict::Drop(DropReason::TtlExceeded)),

@@ -42,8 +42,8 @@ pub fn mem_port(name: &str, wire: &str, queues: u16, txq: u16, mac: Option<MacAd
 pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConfig>) -> RuntimeSpec {
     let (win, wout) = (format!("{tag}-in"), format!("{tag}-out"));
     let ports = vec![
-        PortSpec { config: mem_port("p0", &win, queues, workers as u16, Some(R0_MAC)), addrs: vec![] },
-        PortSpec { config: mem_port("p1", &wout, queues, workers as u16, Some(R1_MAC)), addrs: vec![] },
+        PortSpec { config: mem_port("p0", &win, queues, workers as u16, Some(R0_MAC)), addrs: vec![], vrf: 0 },
+        PortSpec { config: mem_port("p1", &wout, queues, workers as u16, Some(R1_MAC)), addrs: vec![], vrf: 0 },
     ];
     let cores: Vec<Option<usize>> = vec![None; workers];
     let plans: Vec<WorkerPlan> = dataplane::runtime::auto_plan(&ports, &cores);
@@ -58,6 +58,7 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         ports,
         workers: plans,
         routes: vec![RouteSpec {
+            vrf: 0,
             addr: "10.1.0.0".parse().expect("literal"),
             len: 16,
             target: RouteTarget::Forward { port: "p1".into(), mac: SINK_MAC },
@@ -65,5 +66,6 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         burst: 32,
         idle: IdlePolicy::Poll,
         generator,
+        l3: Default::default(),
     }
 }

@@ -143,7 +143,11 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
     for w in rt.workers() {
         info!(worker = w.id(), core = ?w.core(), "worker polling");
     }
-    info!(routes = rt.tables().snapshot().fib.len(), "tables published");
+    {
+        let l3 = rt.l3();
+        let (v4, v6) = l3.route_count(dataplane::l3::VrfId(0)).unwrap_or((0, 0));
+        info!(ipv4_routes = v4, ipv6_routes = v6, "tables published (VRF 0, incl. connected and local routes)");
+    }
     if spec.generator.is_some() {
         info!("built-in traffic generator running");
     }

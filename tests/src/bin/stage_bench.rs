@@ -4,9 +4,11 @@
 //!
 //! Usage: stage_bench [--batches N] [--burst N]
 
+use dataplane::l3::{Adj, L3Config, L3Control, Target, VrfId};
+use dataplane::rcu::Rcu;
 use dataplane::stage::{Ctx, Pipeline};
 use dataplane::testgen::{build_frame, GenConfig};
-use dataplane::{Batch, NextHop, PortEntry, Tables, Verdict, WorkerStats};
+use dataplane::{Batch, PortEntry, TableHandle, Tables, Verdict, WorkerStats};
 use ports::{HugepagePolicy, PagePool, PoolConfig, PortId};
 
 fn main() {
@@ -17,12 +19,16 @@ fn main() {
     let batches = get("--batches", 2_000_000);
     let burst = get("--burst", 32).clamp(1, ports::MAX_BURST);
 
-    let mut t = Tables::default();
+    let mut ports = Vec::new();
     for (i, mac) in [vrouter_tests::R0_MAC, vrouter_tests::R1_MAC].into_iter().enumerate() {
-        t.ports.push(PortEntry { id: PortId(i as u16), name: format!("p{i}"), mac, mtu: 1500, addrs: vec![] });
+        ports.push(PortEntry { id: PortId(i as u16), name: format!("p{i}"), mac, mtu: 1500, addrs: vec![] });
     }
-    let nh = t.add_next_hop(NextHop::Forward { port: PortId(1), mac: vrouter_tests::SINK_MAC });
-    t.add_route("10.1.0.0".parse().expect("literal"), 16, nh).expect("route");
+    let h = TableHandle::new(Tables { ports, ..Default::default() });
+    let mut l3 = L3Control::new(L3Config::default(), 2, Rcu::new()).expect("l3");
+    l3.attach(h.clone());
+    let nh = l3.adjacency(Adj::Fixed { port: PortId(1), mac: vrouter_tests::SINK_MAC }).expect("adj");
+    l3.add_route(VrfId(0), "10.1.0.0".parse().expect("literal"), 16, Target::Adj(nh)).expect("route");
+    let t = (*h.current()).clone();
     let pool = PagePool::new(&PoolConfig { buffers: 1024, hugepages: HugepagePolicy::Prefer, ..Default::default() })
         .expect("pool");
     pool.bind_current_thread().expect("bind");
@@ -55,7 +61,7 @@ fn main() {
     }
     assert!(b.verdict[..burst].iter().all(|v| *v == Verdict::Tx(PortId(1))), "packets were forwarded");
     let cpp = cycles as f64 / n as f64;
-    println!("pipeline (parse + static route + rewrite), burst {burst}: {n} packets");
+    println!("pipeline (parse + FIB lookup + rewrite + local), burst {burst}: {n} packets");
     println!("TSC {:.2} GHz, {:.1} Mpps per core for this stage", hz as f64 / 1e9, hz as f64 / cpp / 1e6);
     println!("pipeline_cycles_per_packet={cpp:.1}");
 }

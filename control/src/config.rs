@@ -6,7 +6,7 @@
 
 use dataplane::fib::v4::Fib4Config;
 use dataplane::l3::L3Config;
-use dataplane::runtime::{auto_plan, GenSpec, PortSpec, RouteSpec, RouteTarget, RuntimeSpec, WorkerPlan};
+use dataplane::runtime::{auto_plan, GenSpec, NeighborSpec, PortSpec, RouteSpec, RouteTarget, RuntimeSpec, WorkerPlan};
 use dataplane::testgen::GenConfig;
 use dataplane::IdlePolicy;
 use ipnet::IpNet;
@@ -28,6 +28,8 @@ pub struct Config {
     pub workers: Vec<WorkerSection>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteSection>,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<NeighborSection>,
     pub generator: Option<GeneratorSection>,
 }
 
@@ -119,6 +121,11 @@ pub struct PortSection {
     /// The VRF (routing table) the port belongs to.
     #[serde(default)]
     pub vrf: u16,
+    /// Azure: install the platform gateway (.1 of the first IPv4 subnet,
+    /// and fe80::1234:5678:9abc) as static neighbours with MAC
+    /// 12:34:56:78:9a:bc, as every Azure VNet answers.
+    #[serde(default)]
+    pub azure_gateway: bool,
     /// Driver-specific settings.
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
@@ -152,12 +159,23 @@ pub struct RouteSection {
     pub vrf: u16,
     /// Egress port (omit with action = "drop").
     pub port: Option<String>,
-    /// The next hop's MAC address on that port.
+    /// The next hop's MAC address on that port (a fixed rewrite, no ARP).
     pub neighbor_mac: Option<String>,
+    /// The next hop's address on that port, resolved by ARP / ND (or a
+    /// `[[neighbor]]` entry). Use either `via` or `neighbor_mac`.
+    pub via: Option<IpAddr>,
     /// "forward" (default), "drop" (silently) or "unreachable" (answered
     /// with ICMP unreachable).
     #[serde(default)]
     pub action: RouteAction,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborSection {
+    pub port: String,
+    pub ip: IpAddr,
+    pub mac: String,
 }
 
 #[derive(Debug, Deserialize, Default, PartialEq, Eq)]
@@ -295,6 +313,7 @@ impl Config {
                 },
                 addrs,
                 vrf: p.vrf,
+                azure_gateway: p.azure_gateway,
             });
         }
         let workers = if self.workers.is_empty() {
@@ -326,8 +345,8 @@ impl Config {
             }
             let target = match r.action {
                 RouteAction::Drop | RouteAction::Unreachable => {
-                    if r.port.is_some() || r.neighbor_mac.is_some() {
-                        return err(format!("{ctx}: a drop or unreachable route takes no port or neighbor_mac"));
+                    if r.port.is_some() || r.neighbor_mac.is_some() || r.via.is_some() {
+                        return err(format!("{ctx}: a drop or unreachable route takes no port, via or neighbor_mac"));
                     }
                     if r.action == RouteAction::Drop {
                         RouteTarget::Drop
@@ -340,11 +359,19 @@ impl Config {
                     if !self.ports.iter().any(|p| p.name == port) {
                         return err(format!("{ctx}: unknown port {port:?}"));
                     }
-                    let mac = r
-                        .neighbor_mac
-                        .as_deref()
-                        .ok_or_else(|| ConfigError(format!("{ctx}: needs neighbor_mac (no ARP/ND resolution yet)")))?;
-                    RouteTarget::Forward { port, mac: parse_mac(&format!("{ctx}: neighbor_mac"), mac)? }
+                    match (r.via, r.neighbor_mac.as_deref()) {
+                        (Some(_), Some(_)) => return err(format!("{ctx}: give via or neighbor_mac, not both")),
+                        (Some(ip), None) => {
+                            if net.addr().is_ipv6() && ip.is_ipv4() {
+                                return err(format!("{ctx}: an IPv6 route cannot go via the IPv4 address {ip}"));
+                            }
+                            RouteTarget::Gateway { port, ip }
+                        }
+                        (None, Some(mac)) => {
+                            RouteTarget::Forward { port, mac: parse_mac(&format!("{ctx}: neighbor_mac"), mac)? }
+                        }
+                        (None, None) => return err(format!("{ctx}: needs via (a gateway address) or neighbor_mac")),
+                    }
                 }
             };
             routes.push(RouteSpec { vrf: r.vrf, addr: net.addr(), len: net.prefix_len(), target });
@@ -365,6 +392,18 @@ impl Config {
                 fib4: Fib4Config { tbl8_groups: d.ipv4_tbl8_groups, hugepages: d.hugepages.into() },
                 ..Default::default()
             },
+            neighbors: self
+                .neighbors
+                .iter()
+                .map(|n| {
+                    let ctx = format!("neighbor {} on {:?}", n.ip, n.port);
+                    if !self.ports.iter().any(|p| p.name == n.port) {
+                        return err(format!("{ctx}: unknown port"));
+                    }
+                    Ok(NeighborSpec { port: n.port.clone(), ip: n.ip, mac: parse_mac(&ctx, &n.mac)? })
+                })
+                .collect::<Result<_, _>>()?,
+            neigh: Default::default(),
         })
     }
 

@@ -15,6 +15,12 @@ pub enum Verdict {
     /// Rewritten for this port but larger than its MTU, DF clear: the
     /// worker fragments it (IPv4) into the port's TX burst.
     Fragment(PortId),
+    /// Rewritten for this port except the destination MAC: the neighbour
+    /// (slot `neigh`) is being resolved; the worker queues the packet.
+    Resolve {
+        port: PortId,
+        neigh: u32,
+    },
     Drop(DropReason),
     /// For the router's own stack.
     Punt(PuntReason),

@@ -28,6 +28,8 @@ pub enum DropReason {
     Unreachable,
     /// The next hop's link-layer address is not known (yet).
     NeighUnresolved,
+    /// The queue of packets waiting for neighbour resolution was full.
+    NeighQueueFull,
     /// TTL or hop limit would reach zero.
     TtlExceeded,
     /// Larger than the egress port's MTU.
@@ -44,7 +46,7 @@ pub enum DropReason {
     NoVerdict,
 }
 
-const OWN: [(DropReason, &str); 14] = [
+const OWN: [(DropReason, &str); 15] = [
     (DropReason::NotForUs, "eth_not_for_us"),
     (DropReason::UnsupportedEthertype, "unsupported_ethertype"),
     (DropReason::VlanUnknown, "vlan_unknown"),
@@ -59,6 +61,7 @@ const OWN: [(DropReason, &str); 14] = [
     (DropReason::Blackhole, "blackhole"),
     (DropReason::Unreachable, "unreachable"),
     (DropReason::NeighUnresolved, "neigh_unresolved"),
+    (DropReason::NeighQueueFull, "neigh_queue_full"),
 ];
 
 impl DropReason {
@@ -85,6 +88,7 @@ impl DropReason {
             DropReason::Blackhole => 11,
             DropReason::Unreachable => 12,
             DropReason::NeighUnresolved => 13,
+            DropReason::NeighQueueFull => 14,
         };
         WireError::COUNT + own
     }

@@ -35,11 +35,15 @@ pub enum LocalEvent {
     /// An ICMP error was not allowed (about an ICMP error, a later
     /// fragment, a bad source) or the port has no address to send it from.
     IcmpSuppressed = 7,
+    /// ARP request / neighbour solicitation sent to resolve a next hop.
+    NeighSolicit = 8,
+    /// A solicitation was due but no buffer was free.
+    NeighSolicitNoBuffer = 9,
 }
 
 impl LocalEvent {
-    pub const COUNT: usize = 8;
-    pub const ALL: [LocalEvent; 8] = [
+    pub const COUNT: usize = 10;
+    pub const ALL: [LocalEvent; 10] = [
         LocalEvent::ArpReply,
         LocalEvent::NeighborAdvert,
         LocalEvent::EchoReply,
@@ -48,6 +52,8 @@ impl LocalEvent {
         LocalEvent::IcmpFragNeeded,
         LocalEvent::IcmpRateLimited,
         LocalEvent::IcmpSuppressed,
+        LocalEvent::NeighSolicit,
+        LocalEvent::NeighSolicitNoBuffer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +66,8 @@ impl LocalEvent {
             LocalEvent::IcmpFragNeeded => "icmp_frag_needed",
             LocalEvent::IcmpRateLimited => "icmp_rate_limited",
             LocalEvent::IcmpSuppressed => "icmp_suppressed",
+            LocalEvent::NeighSolicit => "neigh_solicit",
+            LocalEvent::NeighSolicitNoBuffer => "neigh_solicit_no_buffer",
         }
     }
 }

@@ -3,15 +3,17 @@
 
 use crate::counters::{PuntReason, WorkerStats};
 use crate::l3::{Adj, L3Config, L3Control, Target, VrfId};
+use crate::neigh::{NeighConfig, NeighEvents, NeighTable};
 use crate::rcu::Rcu;
 use crate::tables::{PortEntry, TableHandle, Tables};
 use crate::testgen::{GenConfig, GenStats, Source, TrafficGen};
-use crate::worker::{IdlePolicy, Worker, WorkerError, WorkerSpec};
+use crate::tsc;
+use crate::worker::{IdlePolicy, NeighWorker, Worker, WorkerError, WorkerSpec};
 use ports::{LinkState, MacAddr, PoolStats, Port, PortConfig, PortError, PortId, PortInfo, QueueId, QueueStats};
 use ports::{RxQueueStats, TxQueue};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// A port of the router.
@@ -23,6 +25,10 @@ pub struct PortSpec {
     pub addrs: Vec<(IpAddr, u8)>,
     /// The VRF the port is bound to.
     pub vrf: u16,
+    /// Azure: the subnet gateway (`.1` of the port's first IPv4 subnet,
+    /// and fe80::1234:5678:9abc) answers with 12:34:56:78:9a:bc; install
+    /// both as static neighbours.
+    pub azure_gateway: bool,
 }
 
 /// Where a route sends packets.
@@ -34,6 +40,17 @@ pub enum RouteTarget {
     Drop,
     /// Discard and answer ICMP unreachable.
     Unreachable,
+    /// Through the gateway `ip` on the named port, resolved by ARP / ND
+    /// (or a static neighbour entry).
+    Gateway { port: String, ip: IpAddr },
+}
+
+/// A static neighbour entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighborSpec {
+    pub port: String,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +93,8 @@ pub struct RuntimeSpec {
     pub generator: Option<GenSpec>,
     /// FIB sizes (the VRF count follows from the ports and routes).
     pub l3: L3Config,
+    pub neighbors: Vec<NeighborSpec>,
+    pub neigh: NeighConfig,
 }
 
 #[derive(Debug)]
@@ -252,6 +271,59 @@ pub struct Runtime {
     tables: TableHandle,
     rcu: Rcu,
     l3: std::sync::Mutex<L3Control>,
+    neigh: Arc<std::sync::Mutex<NeighTable>>,
+    neigh_events: Arc<NeighEvents>,
+    neigh_mgr: Option<NeighManager>,
+}
+
+/// The control-side thread that feeds the neighbour table: it drains what
+/// workers saw (ARP/ND, misses) every 100 ms and ages entries every second.
+struct NeighManager {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NeighManager {
+    fn spawn(table: Arc<std::sync::Mutex<NeighTable>>, events: Arc<NeighEvents>) -> Result<NeighManager, RuntimeError> {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("vr-neigh".into())
+            .spawn(move || {
+                let mut last_age = std::time::Instant::now();
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let mut t = lock(&table);
+                    t.drain_events(&events, tsc::now());
+                    if last_age.elapsed() >= std::time::Duration::from_secs(1) {
+                        t.age(tsc::now());
+                        last_age = std::time::Instant::now();
+                    }
+                }
+            })
+            .map_err(|e| RuntimeError::Config(format!("cannot start the neighbour thread: {e}")))?;
+        Ok(NeighManager { stop, thread: Some(thread) })
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for NeighManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The tables behind these locks are only changed through methods that
+    // leave them consistent; a panicking caller cannot tear them.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn build_l3(
@@ -259,6 +331,7 @@ fn build_l3(
     ports: &[Box<dyn Port>],
     tables: &TableHandle,
     rcu: &Rcu,
+    neigh: &mut NeighTable,
 ) -> Result<L3Control, RuntimeError> {
     let cerr = |s: String| RuntimeError::Config(s);
     let mut t = Tables::default();
@@ -279,6 +352,27 @@ fn build_l3(
             l3.add_interface_address(port, *a, *len)
                 .map_err(|e| cerr(format!("port {}: address {a}/{len}: {e}", ps.config.name)))?;
         }
+        if ps.azure_gateway {
+            let gw = ps.addrs.iter().find_map(|(a, len)| match a {
+                IpAddr::V4(v) if *len <= 30 => Some(Ipv4Addr::from((u32::from(*v) & (u32::MAX << (32 - len))) | 1)),
+                _ => None,
+            });
+            let gw = gw.ok_or_else(|| {
+                cerr(format!(
+                    "port {}: azure_gateway needs an IPv4 address with a subnet of /30 or larger",
+                    ps.config.name
+                ))
+            })?;
+            neigh.set_azure_gateways(port, gw).map_err(|e| cerr(format!("port {}: {e}", ps.config.name)))?;
+        }
+    }
+    for n in &spec.neighbors {
+        let pe = t
+            .ports
+            .iter()
+            .find(|p| p.name == n.port)
+            .ok_or_else(|| cerr(format!("neighbor {} on {:?}: unknown port", n.ip, n.port)))?;
+        neigh.add_static(pe.id, n.ip, n.mac).map_err(|e| cerr(format!("neighbor {} on {}: {e}", n.ip, n.port)))?;
     }
     for r in &spec.routes {
         let ctx = |e: &dyn fmt::Display| cerr(format!("route {}/{} (VRF {}): {e}", r.addr, r.len, r.vrf));
@@ -289,6 +383,12 @@ fn build_l3(
                 let pe =
                     t.ports.iter().find(|p| &p.name == port).ok_or_else(|| ctx(&format!("unknown port {port:?}")))?;
                 Adj::Fixed { port: pe.id, mac: *mac }
+            }
+            RouteTarget::Gateway { port, ip } => {
+                let pe =
+                    t.ports.iter().find(|p| &p.name == port).ok_or_else(|| ctx(&format!("unknown port {port:?}")))?;
+                let id = neigh.resolve_slot(pe.id, *ip).map_err(|e| ctx(&e))?;
+                Adj::Gateway { port: pe.id, neigh: id.0 }
             }
         };
         let id = l3.adjacency(adj).map_err(|e| ctx(&e))?;
@@ -365,7 +465,11 @@ impl Runtime {
         }
         let tables = TableHandle::new(Tables::default());
         let rcu = Rcu::new();
-        let l3 = build_l3(spec, &ports, &tables, &rcu)?;
+        let mut neigh = NeighTable::new(spec.neigh.clone(), rcu.clone())
+            .map_err(|e| RuntimeError::Config(format!("neighbour table: {e}")))?;
+        let l3 = build_l3(spec, &ports, &tables, &rcu, &mut neigh)?;
+        let neigh = Arc::new(std::sync::Mutex::new(neigh));
+        let neigh_events = Arc::new(NeighEvents::new(4096));
         for p in &ports {
             p.start().map_err(|err| RuntimeError::Port { port: p.info().name, err })?;
         }
@@ -377,6 +481,9 @@ impl Runtime {
             tables,
             rcu,
             l3: std::sync::Mutex::new(l3),
+            neigh_mgr: Some(NeighManager::spawn(neigh.clone(), neigh_events.clone())?),
+            neigh,
+            neigh_events,
         };
         for (w, plan) in spec.workers.iter().enumerate() {
             let werr = |err| RuntimeError::Worker { worker: w, err };
@@ -399,6 +506,7 @@ impl Runtime {
                 burst: spec.burst,
                 idle: spec.idle,
                 rcu: Some(rt.rcu.register()),
+                neigh: Some(NeighWorker { shared: lock(&rt.neigh).shared().clone(), events: rt.neigh_events.clone() }),
             };
             rt.workers.push(Worker::spawn(ws, rt.tables.clone()).map_err(werr)?);
         }
@@ -450,6 +558,11 @@ impl Runtime {
         &self.rcu
     }
 
+    /// The neighbour table (ARP / ND entries, static neighbours).
+    pub fn neigh(&self) -> std::sync::MutexGuard<'_, NeighTable> {
+        lock(&self.neigh)
+    }
+
     /// The L3 control side (routes, next hops, groups, VRFs), for changes
     /// while forwarding. It publishes table versions itself.
     pub fn l3(&self) -> std::sync::MutexGuard<'_, L3Control> {
@@ -498,6 +611,9 @@ impl Runtime {
             }
         }
         drop(queues);
+        if let Some(mut m) = self.neigh_mgr.take() {
+            m.stop();
+        }
         for p in self.ports.iter().chain(&self.gen_ports) {
             let _ = p.stop();
         }

@@ -11,16 +11,32 @@ use crate::counters::{DropReason, PuntReason, WorkerStats};
 use crate::ecmp;
 use crate::fib::v4::NO_ROUTE;
 use crate::l3::Adj;
+use crate::neigh::{MissFilter, NeighEvent, NeighEvents, NeighId, NeighIndex, NeighLookup, NeighShared};
 use crate::tables::Tables;
 use crate::wire::{self, checksum, L3Kind};
 use ports::{Offload, PortId, MAX_BURST};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What a stage may read while it runs.
 pub struct Ctx<'a> {
     pub tables: &'a Tables,
     pub stats: &'a WorkerStats,
+    /// Neighbour resolution (absent: gateway and connected next hops are
+    /// unresolvable and dropped as `neigh_unresolved`).
+    pub neigh: Option<&'a NeighCtx<'a>>,
 }
+
+/// The neighbour state a burst sees.
+pub struct NeighCtx<'a> {
+    pub shared: &'a NeighShared,
+    pub index: &'a NeighIndex,
+    pub events: &'a NeighEvents,
+    /// TSC time of the burst.
+    pub now: u64,
+}
+
+/// Most solicitations one burst asks the worker for.
+pub const MAX_SOLICITS: usize = 32;
 
 /// One step of the pipeline.
 pub trait Stage {
@@ -119,6 +135,10 @@ fn classify(t: &Tables, in_port: u16, data: &[u8], l: &wire::Layers, stripped_vl
 /// member choice by flow hash, TTL / hop-limit decrement with an
 /// incremental checksum update (RFC 1624), MTU check and Ethernet rewrite.
 pub struct L3Forward {
+    /// Neighbours to solicit (slot, port), for the worker after the burst.
+    pub solicits: [(u32, u16); MAX_SOLICITS],
+    pub n_solicits: usize,
+    miss: MissFilter,
     idx: [u16; MAX_BURST],
     vrf: [u16; MAX_BURST],
     a4: [u32; MAX_BURST],
@@ -129,6 +149,9 @@ pub struct L3Forward {
 impl Default for L3Forward {
     fn default() -> Self {
         L3Forward {
+            solicits: [(0, 0); MAX_SOLICITS],
+            n_solicits: 0,
+            miss: MissFilter::default(),
             idx: [0; MAX_BURST],
             vrf: [0; MAX_BURST],
             a4: [0; MAX_BURST],
@@ -149,6 +172,7 @@ impl Stage for L3Forward {
     fn process(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
         let t = cx.tables;
         let n = b.len();
+        self.n_solicits = 0;
         for fam in [L3Kind::Ipv4, L3Kind::Ipv6] {
             // Which packets of this family are pending, and in which VRF.
             let mut left = 0;
@@ -211,28 +235,106 @@ impl Stage for L3Forward {
                     let i = self.idx[k] as usize;
                     let l = b.layers[i];
                     let p = &mut b.pkts.as_mut_slice()[i];
-                    b.verdict[i] = apply(t, p.data_mut(), &l, self.out[k]);
+                    b.verdict[i] = self.apply(cx, p.data_mut(), &l, self.out[k]);
                 }
             }
         }
     }
 }
 
-#[inline(always)]
-fn apply(t: &Tables, data: &mut [u8], l: &wire::Layers, value: u32) -> Verdict {
-    if value == NO_ROUTE {
-        return Verdict::Drop(DropReason::NoRoute);
+impl L3Forward {
+    #[inline(always)]
+    fn apply(&mut self, cx: &Ctx<'_>, data: &mut [u8], l: &wire::Layers, value: u32) -> Verdict {
+        let t = cx.tables;
+        if value == NO_ROUTE {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        let adj = match t.l3.resolve(value, |sym| ecmp::flow_hash(data, l, sym)) {
+            Some(a) => *a,
+            None => return Verdict::Drop(DropReason::BadNextHop),
+        };
+        match adj {
+            Adj::Fixed { port, mac } => rewrite(t, data, l, port, &mac.0),
+            Adj::Gateway { port, neigh } => match cx.neigh {
+                Some(n) => self.via_neigh(t, n, data, l, port, NeighId(neigh)),
+                None => Verdict::Drop(DropReason::NeighUnresolved),
+            },
+            Adj::Glean { port } => {
+                let Some(n) = cx.neigh else { return Verdict::Drop(DropReason::NeighUnresolved) };
+                let Some(dst) = dst_addr(data, l) else { return Verdict::Drop(DropReason::NoVerdict) };
+                match n.index.find(port, dst) {
+                    Some(id) => self.via_neigh(t, n, data, l, port, id),
+                    None => {
+                        if self.miss.report(port, dst, n.now, n.shared.solicit_interval()) {
+                            n.events.push(NeighEvent::Miss { port, ip: dst });
+                        }
+                        Verdict::Drop(DropReason::NeighUnresolved)
+                    }
+                }
+            }
+            Adj::Local => Verdict::Punt(PuntReason::Local),
+            Adj::Drop => Verdict::Drop(DropReason::Blackhole),
+            Adj::Unreachable => Verdict::Drop(DropReason::Unreachable),
+        }
     }
-    let adj = match t.l3.resolve(value, |sym| ecmp::flow_hash(data, l, sym)) {
-        Some(a) => *a,
-        None => return Verdict::Drop(DropReason::BadNextHop),
-    };
-    match adj {
-        Adj::Fixed { port, mac } => rewrite(t, data, l, port, &mac.0),
-        Adj::Gateway { .. } | Adj::Glean { .. } => Verdict::Drop(DropReason::NeighUnresolved),
-        Adj::Local => Verdict::Punt(PuntReason::Local),
-        Adj::Drop => Verdict::Drop(DropReason::Blackhole),
-        Adj::Unreachable => Verdict::Drop(DropReason::Unreachable),
+
+    #[inline]
+    fn via_neigh(
+        &mut self,
+        t: &Tables,
+        n: &NeighCtx<'_>,
+        data: &mut [u8],
+        l: &wire::Layers,
+        port: PortId,
+        id: NeighId,
+    ) -> Verdict {
+        match n.shared.lookup(id) {
+            NeighLookup::Mac { mac, probe } => {
+                if probe {
+                    self.solicit(id, port);
+                }
+                rewrite(t, data, l, port, &mac.0)
+            }
+            NeighLookup::Incomplete => {
+                self.solicit(id, port);
+                match rewrite(t, data, l, port, &[0; 6]) {
+                    Verdict::Tx(p) => Verdict::Resolve { port: p, neigh: id.0 },
+                    // Too big and unresolved: rare enough to drop.
+                    Verdict::Fragment(_) => Verdict::Drop(DropReason::NeighUnresolved),
+                    other => other,
+                }
+            }
+            NeighLookup::Failed => {
+                // Retried by traffic: a neighbour that comes back recovers.
+                self.solicit(id, port);
+                Verdict::Drop(DropReason::NeighUnresolved)
+            }
+        }
+    }
+
+    #[inline]
+    fn solicit(&mut self, id: NeighId, port: PortId) {
+        if self.n_solicits < MAX_SOLICITS && !self.solicits[..self.n_solicits].contains(&(id.0, port.0)) {
+            self.solicits[self.n_solicits] = (id.0, port.0);
+            self.n_solicits += 1;
+        }
+    }
+}
+
+#[inline]
+fn dst_addr(d: &[u8], l: &wire::Layers) -> Option<IpAddr> {
+    let o = l.l3_off as usize;
+    match l.l3 {
+        L3Kind::Ipv4 => {
+            let x = d.get(o + 16..o + 20)?;
+            Some(IpAddr::V4(Ipv4Addr::new(x[0], x[1], x[2], x[3])))
+        }
+        L3Kind::Ipv6 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(d.get(o + 24..o + 40)?);
+            Some(IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        _ => None,
     }
 }
 
@@ -277,6 +379,19 @@ pub(crate) fn rewrite(t: &Tables, data: &mut [u8], l: &wire::Layers, port: PortI
     verdict
 }
 
+/// Feeds ARP and neighbour discovery seen by the fast path to the
+/// neighbour table (before the local stage rewrites requests into replies).
+fn learn(b: &Batch, t: &Tables, events: &NeighEvents) {
+    for ((p, v), l) in b.pkts.as_slice().iter().zip(b.verdict.iter()).zip(b.layers.iter()) {
+        let nd = l.l3 == L3Kind::Arp || (l.l3 == L3Kind::Ipv6 && l.l4_proto == wire::ip_proto::ICMPV6);
+        if nd && matches!(v, Verdict::Punt(PuntReason::Arp | PuntReason::Nd | PuntReason::Local)) {
+            if let Some(pe) = t.port(p.port()) {
+                crate::neigh::observe(p.data(), l, p.port(), &pe.addrs, events);
+            }
+        }
+    }
+}
+
 /// The stages in order. Composed statically: adding a stage is a field and a
 /// call here, not a per-packet virtual call.
 #[derive(Default)]
@@ -298,6 +413,9 @@ impl Pipeline {
         b.reset_verdicts();
         self.parse.process(b, cx);
         self.forward.process(b, cx);
+        if let Some(n) = cx.neigh {
+            learn(b, cx.tables, n.events);
+        }
         self.local.process(b, cx);
         let n = b.len();
         for v in &mut b.verdict[..n] {

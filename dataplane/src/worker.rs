@@ -9,8 +9,11 @@
 
 use crate::batch::{Batch, Verdict};
 use crate::counters::{DropReason, WorkerStats};
-use crate::stage::{Ctx, Pipeline};
+use crate::local::LocalEvent;
+use crate::neigh::{NeighEvents, NeighId, NeighShared, PendingQueue};
+use crate::stage::{Ctx, NeighCtx, Pipeline};
 use crate::tables::TableHandle;
+use crate::tables::Tables;
 use crate::tsc;
 use ports::{PktBurst, PoolBinding, PortId, RxQueue, TxQueue, MAX_BURST};
 use std::fmt;
@@ -43,7 +46,19 @@ pub struct WorkerSpec {
     pub idle: IdlePolicy,
     /// RCU reader for tables updated in place (quiescent once per loop).
     pub rcu: Option<crate::rcu::RcuReader>,
+    /// Neighbour resolution (absent: gateway/connected next hops drop).
+    pub neigh: Option<NeighWorker>,
 }
+
+/// What a worker needs for neighbour resolution.
+#[derive(Clone)]
+pub struct NeighWorker {
+    pub shared: Arc<NeighShared>,
+    pub events: Arc<NeighEvents>,
+}
+
+/// How long a packet may wait for its neighbour.
+const PENDING_MAX_AGE: Duration = Duration::from_secs(3);
 
 /// The queue handles a stopped worker gives back.
 pub struct WorkerQueues {
@@ -208,6 +223,9 @@ struct Engine {
     pipeline: Pipeline,
     tables: TableHandle,
     stats: Arc<WorkerStats>,
+    neigh: Option<NeighWorker>,
+    pending: PendingQueue,
+    pending_max_age: u64,
 }
 
 impl Engine {
@@ -219,11 +237,27 @@ impl Engine {
         stats.rx_packets.add(n as u64);
         stats.rx_bytes.add(self.batch.pkts.as_slice().iter().map(|p| p.len() as u64).sum());
         let snap = self.tables.snapshot();
-        self.pipeline.run(&mut self.batch, &Ctx { tables: &snap, stats });
+        let now = tsc::now();
+        let index = self.neigh.as_ref().map(|n| n.shared.index());
+        let nctx = match (&self.neigh, &index) {
+            (Some(n), Some(i)) => Some(NeighCtx { shared: &n.shared, index: i, events: &n.events, now }),
+            _ => None,
+        };
+        self.pipeline.run(&mut self.batch, &Ctx { tables: &snap, stats, neigh: nctx.as_ref() });
+        drop(index);
 
         let Batch { pkts, verdict, layers } = &mut *self.batch;
         for ((mut p, v), l) in pkts.drain().zip(verdict.iter()).zip(layers.iter()) {
             match *v {
+                Verdict::Resolve { port, neigh } => match &self.neigh {
+                    Some(n) => {
+                        if let Err(p) = self.pending.push(&n.shared, NeighId(neigh), p, port, now) {
+                            drop(p);
+                            stats.drop(DropReason::NeighQueueFull);
+                        }
+                    }
+                    None => stats.drop(DropReason::NeighUnresolved),
+                },
                 Verdict::Fragment(port) => {
                     let (Some(o), Some(Some(_)), Some(pe)) =
                         (self.out.get_mut(port.0 as usize), self.tx.get(port.0 as usize), snap.port(port.0))
@@ -260,6 +294,61 @@ impl Engine {
                 Verdict::Pending => stats.drop(DropReason::NoVerdict),
             }
         }
+        self.send_solicits(&snap, now);
+        self.flush();
+    }
+
+    /// Sends the ARP requests / neighbour solicitations the forwarding
+    /// stage asked for, at most one per neighbour per interval across all
+    /// workers.
+    fn send_solicits(&mut self, t: &Tables, now: u64) {
+        let Some(n) = &self.neigh else { return };
+        let f = &self.pipeline.forward;
+        let iv = n.shared.solicit_interval();
+        for &(id, port) in &f.solicits[..f.n_solicits] {
+            let id = NeighId(id);
+            if !n.shared.should_solicit(id, now, iv) {
+                continue;
+            }
+            let (Some(pe), Some(o)) = (t.port(port), self.out.get_mut(port as usize)) else { continue };
+            let Some(pool) = self.rx.first().map(|r| r.1.pool()) else { continue };
+            match pool.alloc() {
+                Some(mut s) => {
+                    if crate::neigh::build_solicit(&mut s, &n.shared, id, pe.mac, &pe.addrs) && o.push(s).is_ok() {
+                        self.stats.local[LocalEvent::NeighSolicit as usize].inc();
+                    }
+                }
+                None => self.stats.local[LocalEvent::NeighSolicitNoBuffer as usize].inc(),
+            }
+        }
+    }
+
+    /// Releases packets whose neighbour resolved, and expires old ones.
+    fn release_pending(&mut self) {
+        let Some(n) = &self.neigh else { return };
+        if self.pending.is_empty() {
+            return;
+        }
+        let out = &mut self.out;
+        let stats = &*self.stats;
+        self.pending.drain_resolved(&n.shared, |mut p, port, mac| {
+            let Some(o) = out.get_mut(port.0 as usize) else {
+                stats.drop(DropReason::TxNoQueue);
+                return Ok(());
+            };
+            if let Some(d) = p.data_mut().get_mut(0..6) {
+                d.copy_from_slice(&mac.0);
+            }
+            o.push(p)
+        });
+        let e = self.pending.expire(&n.shared, tsc::now(), self.pending_max_age);
+        stats.drops[DropReason::NeighUnresolved.index()].add(e.total() as u64);
+        self.flush();
+    }
+
+    /// Transmits every non-empty output burst; what does not fit is dropped.
+    fn flush(&mut self) {
+        let stats = &*self.stats;
         for (o, q) in self.out.iter_mut().zip(self.tx.iter_mut()) {
             if o.is_empty() {
                 continue;
@@ -293,6 +382,7 @@ impl Engine {
             self.stats.busy_cycles.add(tsc::now().wrapping_sub(t0));
             total += n;
         }
+        self.release_pending();
         self.stats.polls.inc();
         if total > 0 {
             self.stats.busy_polls.inc();
@@ -308,7 +398,7 @@ fn run(
     stats: Arc<WorkerStats>,
     ready: std::sync::mpsc::SyncSender<Result<(), WorkerError>>,
 ) -> WorkerQueues {
-    let WorkerSpec { rx, tx, burst, idle, core, rcu, .. } = spec;
+    let WorkerSpec { rx, tx, burst, idle, core, rcu, neigh, .. } = spec;
     let fail = |e, rx, tx| {
         let _ = ready.send(Err(e));
         WorkerQueues { rx, tx }
@@ -338,6 +428,9 @@ fn run(
         pipeline: Pipeline::default(),
         tables,
         stats,
+        pending_max_age: neigh.as_ref().map_or(0, |n| n.shared.ticks(PENDING_MAX_AGE)),
+        neigh,
+        pending: PendingQueue::default(),
     };
     e.batch.pkts.set_limit(burst);
     if matches!(idle, IdlePolicy::Sleep(_)) {
@@ -371,6 +464,7 @@ fn run(
     // pools (direct recycle), then give the pools up.
     e.batch.pkts.clear();
     e.out.iter_mut().for_each(PktBurst::clear);
+    e.pending.clear();
     drop(bindings);
     WorkerQueues { rx: e.rx, tx: e.tx }
 }

@@ -61,7 +61,7 @@ impl Linear {
     fn lookup(&self, a: u128) -> Option<u32> {
         let mut best: Option<(u8, u32)> = None;
         for &(p, l, nh) in &self.routes {
-            if a & mask(l) == p && best.map_or(true, |(bl, _)| l > bl) {
+            if a & mask(l) == p && !matches!(best, Some((bl, _)) if bl >= l) {
                 best = Some((l, nh));
             }
         }

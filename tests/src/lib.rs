@@ -42,8 +42,18 @@ pub fn mem_port(name: &str, wire: &str, queues: u16, txq: u16, mac: Option<MacAd
 pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConfig>) -> RuntimeSpec {
     let (win, wout) = (format!("{tag}-in"), format!("{tag}-out"));
     let ports = vec![
-        PortSpec { config: mem_port("p0", &win, queues, workers as u16, Some(R0_MAC)), addrs: vec![], vrf: 0 },
-        PortSpec { config: mem_port("p1", &wout, queues, workers as u16, Some(R1_MAC)), addrs: vec![], vrf: 0 },
+        PortSpec {
+            config: mem_port("p0", &win, queues, workers as u16, Some(R0_MAC)),
+            addrs: vec![],
+            vrf: 0,
+            azure_gateway: false,
+        },
+        PortSpec {
+            config: mem_port("p1", &wout, queues, workers as u16, Some(R1_MAC)),
+            addrs: vec![],
+            vrf: 0,
+            azure_gateway: false,
+        },
     ];
     let cores: Vec<Option<usize>> = vec![None; workers];
     let plans: Vec<WorkerPlan> = dataplane::runtime::auto_plan(&ports, &cores);
@@ -67,5 +77,7 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         idle: IdlePolicy::Poll,
         generator,
         l3: Default::default(),
+        neighbors: Vec::new(),
+        neigh: Default::default(),
     }
 }

@@ -76,16 +76,23 @@ fn broken_configs_name_the_problem() {
             "[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p9\"\nneighbor_mac = \"02:00:00:00:00:09\"\n",
             "unknown port \"p9\"",
         ),
-        ("[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p1\"\n", "needs neighbor_mac"),
+        ("[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p1\"\n", "needs via (a gateway address) or neighbor_mac"),
         (
             "[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"drop\"\nport = \"p1\"\n",
-            "a drop or unreachable route takes no port",
+            "a drop or unreachable route takes no port, via or neighbor_mac",
         ),
         ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"explode\"\n", "unknown variant `explode`"),
         ("[[worker]]\nrx = [\"p0\"]\n", "is not \"port:queue\""),
         ("[generator]\nsource_wire = \"nowhere\"\n", "no mem port of the router is on wire \"nowhere\""),
         ("[generator]\nsource_wire = \"w0\"\nframe_len = 20\n", "frame_len 20 out of range"),
         ("[generator]\n", "give a source_wire, a sink_wire or both"),
+        (
+            "[[route]]\nprefix = \"10.1.0.0/16\"\nport = \"p1\"\nvia = \"10.2.0.2\"\nneighbor_mac = \"02:00:00:00:00:09\"\n",
+            "give via or neighbor_mac, not both",
+        ),
+        ("[[route]]\nprefix = \"2001:db8::/32\"\nport = \"p1\"\nvia = \"10.2.0.2\"\n", "cannot go via the IPv4 address"),
+        ("[[neighbor]]\nport = \"p9\"\nip = \"10.2.0.2\"\nmac = \"02:00:00:00:00:09\"\n", "unknown port"),
+        ("[[neighbor]]\nport = \"p1\"\nip = \"10.2.0.2\"\nmac = \"nope\"\n", "invalid MAC address"),
     ];
     for (extra, want) in cases {
         let text = if extra.contains("[[port]]") || extra.starts_with("# standalone") {
@@ -119,6 +126,68 @@ fn runtime_refuses_bad_plans_and_closes_what_it_opened() {
     rt.stop().expect("stop");
     let mut bad = Config::parse(&base).and_then(|c| c.to_spec()).expect("parses");
     bad.ports[1].config.driver = "warp".into();
+    // Azure gateway needs an IPv4 subnet on the port.
+    let azure = Config::parse(&format!("{base}"))
+        .and_then(|mut c| {
+            c.ports[0].azure_gateway = true;
+            c.to_spec()
+        })
+        .expect("parses");
+    let e = Runtime::start(&azure).err().expect("no subnet").to_string();
+    assert!(e.contains("azure_gateway needs an IPv4 address"), "{e}");
     let e = Runtime::start(&bad).err().expect("unknown driver").to_string();
     assert!(e.contains("port p1: unknown port driver \"warp\""), "{e}");
+}
+
+#[test]
+fn gateways_static_neighbours_vrfs_and_azure_load_and_start() {
+    let text = r#"
+[[port]]
+name = "p0"
+driver = "mem"
+addresses = ["10.0.0.4/24", "2001:db8::4/64"]
+azure_gateway = true
+args = { wire = "cfg-az-0" }
+[[port]]
+name = "p1"
+driver = "mem"
+vrf = 1
+addresses = ["10.2.0.1/24"]
+args = { wire = "cfg-az-1" }
+[[neighbor]]
+port = "p1"
+ip = "10.2.0.2"
+mac = "02:00:00:00:02:02"
+[[route]]
+prefix = "0.0.0.0/0"
+port = "p0"
+via = "10.0.0.1"
+[[route]]
+vrf = 1
+prefix = "10.1.0.0/16"
+port = "p1"
+via = "10.2.0.2"
+[[route]]
+prefix = "192.0.2.0/24"
+action = "unreachable"
+"#;
+    let spec = Config::parse(text).and_then(|c| c.to_spec()).expect("valid");
+    let rt = Runtime::start(&spec).expect("start");
+    {
+        let n = rt.neigh();
+        let gw = n.get(ports::PortId(0), "10.0.0.1".parse().expect("a")).expect("azure gateway");
+        assert_eq!(gw.mac, Some(dataplane::neigh::AZURE_GATEWAY_MAC));
+        let v6 = n.get(ports::PortId(0), std::net::IpAddr::V6(dataplane::neigh::AZURE_GATEWAY_V6)).expect("v6 gw");
+        assert_eq!(v6.mac, Some(dataplane::neigh::AZURE_GATEWAY_MAC));
+        let st = n.get(ports::PortId(1), "10.2.0.2".parse().expect("a")).expect("static");
+        assert_eq!(st.state, dataplane::neigh::NeighState::Static);
+    }
+    let l3 = rt.l3();
+    assert_eq!(l3.port_vrf(ports::PortId(1)), Some(dataplane::l3::VrfId(1)));
+    // VRF 0: default, unreachable, connected + local of p0 (v4 and v6).
+    assert_eq!(l3.route_count(dataplane::l3::VrfId(0)), Some((4, 2)));
+    // VRF 1: the gateway route and p1's connected + local.
+    assert_eq!(l3.route_count(dataplane::l3::VrfId(1)), Some((3, 0)));
+    drop(l3);
+    rt.stop().expect("stop");
 }

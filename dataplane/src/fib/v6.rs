@@ -991,7 +991,7 @@ mod avx2 {
                 }
                 let a = &addrs[done..done + len];
                 let o = &mut out[done..done + len];
-                if len % 8 == 0 {
+                if len & 7 == 0 {
                     // SAFETY: AVX2 (caller); `a` and `o` hold `len` items.
                     unsafe { self.chunk(a, o) };
                 } else {

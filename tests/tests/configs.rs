@@ -127,7 +127,7 @@ fn runtime_refuses_bad_plans_and_closes_what_it_opened() {
     let mut bad = Config::parse(&base).and_then(|c| c.to_spec()).expect("parses");
     bad.ports[1].config.driver = "warp".into();
     // Azure gateway needs an IPv4 subnet on the port.
-    let azure = Config::parse(&format!("{base}"))
+    let azure = Config::parse(&base)
         .and_then(|mut c| {
             c.ports[0].azure_gateway = true;
             c.to_spec()

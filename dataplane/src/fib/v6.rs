@@ -1,6 +1,6 @@
 //! The IPv6 FIB: a 24-bit first stage, then 8-bit strides (the shape of
-//! DPDK's `rte_fib6` "trie"), with a batch lookup that walks 64 addresses
-//! level by level with AVX2 gathers.
+//! DPDK's `rte_fib6` "trie"), fronted by a 2^16-entry summary, with a
+//! batch lookup that walks 64 addresses level by level with AVX2 gathers.
 //!
 //! # Why this structure
 //!
@@ -8,28 +8,43 @@
 //! 43% /48, nothing longer than /48). With a 24-bit first stage and 8-bit
 //! strides a /32 takes two loads and a /48 four, and every step of every
 //! level is the same few instructions, so 8 addresses go through a level
-//! with one `vpgatherdd`. Measured on that table (this machine, TSC cycles
-//! per lookup, 1 Mi addresses inside the table's prefixes, best of repeated
-//! runs): 24-8 stride batch with AVX2 gathers ~15-17; the same structure
-//! with a scalar compacting batch ~34-37 and single lookups ~47-50;
-//! 16-bit first stage + 8-bit strides ~37 (one more level for every
-//! prefix); Poptrie (18- or 16-bit direct stage, 6-bit strides, popcount)
-//! ~50-65 batched — it is 40x smaller (0.9 MB against 76 MB) but a /48
-//! needs six node steps of ~15 instructions each, and here the level count
-//! and instruction count dominate, not the footprint. `rte_fib6` on the
-//! same routes and addresses: 67-79 (`tests/src/bin/fib6_bench.rs`).
+//! with one `vpgatherdd`. Candidates measured on that table (prototypes,
+//! this machine, TSC cycles per lookup over 1 Mi addresses inside the
+//! table's prefixes, batch calls of 8192, best of repeated runs on a busy
+//! 2-core VM): 24-8 strides with the AVX2 lock-step batch 14-17; the same
+//! table with a scalar compacting batch 30-37, single lookups 47-50; a
+//! 16-bit first stage + 8-bit strides 37-58 scalar batch (one more level
+//! for every prefix, and the /48 chains are longer); Poptrie (16-, 18- or
+//! 20-bit direct stage, 6-bit strides, popcount; hardware popcnt) 49-67
+//! batched, 55-80 single. Poptrie is 40 times smaller (0.9 MB against
+//! 76 MB) and its hot part fits L2, but a /48 takes five or six dependent
+//! node steps of ~15 instructions each; here instruction count and level
+//! count cost more than the footprint. `rte_fib6` on the same routes and
+//! addresses: 38-45 (67-90 with 10% random addresses); figures with the
+//! final code in `tests/src/bin/fib6_bench.rs`.
+//!
+//! Random destinations (scans, or the 10% of the benchmark's lookup set
+//! drawn from the whole address space) each read a random tbl24 line: a
+//! DRAM miss that also evicts the table's hot lines. The **top16** summary
+//! stops them early: 2^16 entries (256 KiB, the part for 2000::/3 only
+//! 32 KiB), one per /16, holding the /16's next hop when no route longer
+//! than /16 lies inside it, else a link to tbl24. Measured: with 10%
+//! random addresses the batch went from ~38 to ~23 cycles per lookup
+//! (best pass), at no measurable cost without them.
 //!
 //! # Layout
 //!
+//! - **top16**: 2^16 entries indexed by address bits 0..16: a next hop, or
+//!   "look in tbl24" (256 KiB).
 //! - **tbl24**: 2^24 entries indexed by address bits 0..24 (64 MiB).
 //! - **groups** ("tbl8"): a pool of groups of 256 entries. An entry whose
 //!   prefix holds a longer route links a group indexed by the next address
 //!   byte: level 1 by bits 24..32, level 2 by bits 32..40, ... level 13 by
 //!   bits 120..128 (1 KiB per group).
 //!
-//! Both live in [`MemRegion`]s: pre-faulted, on 2 MiB hugepages when the
-//! system has them (tbl24 alone is 64 MiB: hugepages keep the TLB from
-//! missing on every lookup).
+//! They live in two [`MemRegion`]s (top16 right after tbl24): pre-faulted,
+//! on 2 MiB hugepages when the system has them (tbl24 alone is 64 MiB:
+//! hugepages keep the TLB from missing on every lookup).
 //!
 //! # Entries
 //!
@@ -40,7 +55,8 @@
 //! EXT   VALID    value (30 bits)
 //! ```
 //!
-//! - `EXT`: the value is a group index (the next level).
+//! - `EXT`: the value is a group index (the next level); in top16, "look
+//!   in tbl24" (value unused).
 //! - `VALID`: a route; the value is its next-hop index.
 //! - `0`: no route.
 //!
@@ -55,11 +71,13 @@
 //!
 //! [`Fib6Reader::lookup`] walks one address (one Acquire load per level).
 //! [`Fib6Reader::lookup_bulk`] takes the addresses 64 at a time (8 AVX2
-//! vectors of 8): it gathers the 64 tbl24 entries, then, level by level,
-//! gathers the next entry of every lane that is still on a link (masked
-//! gathers; a vector whose lanes are all done is skipped), so the cache
-//! misses of 64 lookups overlap. While it works on one chunk it prefetches
-//! the tbl24 lines of the next. The vector walk covers address bits 0..64
+//! vectors of 8): it gathers the 64 top16 entries, then, level by level
+//! (tbl24, then the groups), gathers the next entry of every lane that is
+//! still on a link — masked gathers, which touch no memory for the lanes
+//! already done — so the cache misses of 64 lookups overlap. The only
+//! branch per level is "does any lane go on" (skipping vectors whose lanes
+//! are all done measured slower: those branches mispredict and flush the
+//! gathers in flight). The vector walk covers address bits 0..64
 //! (tbl24 and levels 1..5, i.e. every prefix up to /64); the rare lane
 //! under a longer prefix finishes with the scalar walk. Without AVX2 (chosen
 //! once, in [`Fib6::new`]) the batch is scalar: the same level-by-level
@@ -89,6 +107,13 @@
 //! after that the group goes on a *pending* list (a lookup that loaded the
 //! old parent entry may still be about to read it). The count then drops in
 //! the parent group, which may collapse in turn.
+//!
+//! top16 follows tbl24: each /16 counts the routes longer than /16 inside
+//! it; the first one stores the link to tbl24 (Release) after the route is
+//! in tbl24 and the groups, and when the last one goes, once tbl24 is
+//! updated, the /16's then uniform tbl24 value is stored back. A route of
+//! /16 or shorter updates tbl24 (and the groups below) first, then the
+//! top16 entries of the /16s in its range that hold no longer route.
 //!
 //! # Reclamation (RCU)
 //!
@@ -148,6 +173,7 @@ const VALUE: u32 = VALID - 1;
 const POISON: u32 = VALID | POISON_NEXT_HOP;
 
 const TBL24_ENTRIES: usize = 1 << 24;
+const TOP16_ENTRIES: usize = 1 << 16;
 const GROUP: usize = 256;
 /// Group levels below tbl24: address bits 24..128, 8 at a time.
 const LEVELS: usize = 13;
@@ -166,6 +192,12 @@ fn leaf(nh: u32) -> u32 {
 #[inline(always)]
 fn mask(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+/// Index into top16: address bits 0..16.
+#[inline(always)]
+fn top16(addr: u128) -> usize {
+    (addr >> 112) as usize
 }
 
 /// Index into tbl24: address bits 0..24.
@@ -243,6 +275,14 @@ impl Tables {
         unsafe { std::slice::from_raw_parts(self.tbl24.base().as_ptr().cast::<AtomicU32>(), TBL24_ENTRIES) }
     }
 
+    fn top16(&self) -> &[AtomicU32] {
+        // SAFETY: the tbl24 region also holds the 2^16 top16 entries right
+        // after tbl24's (checked in Fib6::new); as for tbl24 otherwise.
+        unsafe {
+            std::slice::from_raw_parts(self.tbl24.base().as_ptr().cast::<AtomicU32>().add(TBL24_ENTRIES), TOP16_ENTRIES)
+        }
+    }
+
     fn tbl8(&self) -> &[AtomicU32] {
         // SAFETY: as for tbl24, with `groups * 256` entries.
         unsafe {
@@ -293,6 +333,8 @@ pub struct Fib6 {
     n_routes: usize,
     /// Depth of each plain tbl24 entry (meaningless while it links a group).
     depth24: Vec<Depth>,
+    /// Per /16: routes longer than /16 inside it (top16 links tbl24 iff > 0).
+    long16: Vec<u32>,
     /// Depth of each group entry, per group ever used.
     depth8: Vec<[Depth; GROUP]>,
     /// Per group: routes ending in it plus groups it links; collapses at 0.
@@ -316,6 +358,7 @@ pub struct Fib6 {
 /// loop, outside any lookup; that is what lets the writer reuse memory.
 #[derive(Clone)]
 pub struct Fib6Reader {
+    top16: NonNull<AtomicU32>,
     tbl24: NonNull<AtomicU32>,
     tbl8: NonNull<AtomicU32>,
     avx2: bool,
@@ -380,9 +423,9 @@ impl Fib6 {
         if cfg.tbl8_groups == 0 || cfg.tbl8_groups > MAX_TBL8_GROUPS {
             return Err(FibError::InvalidConfig { what: "tbl8_groups must be in 1..=2^22" });
         }
-        let tbl24 = map_region(TBL24_ENTRIES * 4, cfg.hugepages)?;
+        let tbl24 = map_region((TBL24_ENTRIES + TOP16_ENTRIES) * 4, cfg.hugepages)?;
         let tbl8 = map_region(cfg.tbl8_groups as usize * GROUP * 4, cfg.hugepages)?;
-        if tbl24.len() < TBL24_ENTRIES * 4 || tbl8.len() < cfg.tbl8_groups as usize * GROUP * 4 {
+        if tbl24.len() < (TBL24_ENTRIES + TOP16_ENTRIES) * 4 || tbl8.len() < cfg.tbl8_groups as usize * GROUP * 4 {
             return Err(FibError::Memory { bytes: tbl24.len(), kind: std::io::ErrorKind::OutOfMemory });
         }
         Ok(Fib6 {
@@ -391,6 +434,7 @@ impl Fib6 {
             routes: (0..=128).map(|_| PrefixMap::default()).collect(),
             n_routes: 0,
             depth24: vec![0; TBL24_ENTRIES],
+            long16: vec![0; TOP16_ENTRIES],
             depth8: Vec::new(),
             owned: Vec::new(),
             free: Vec::new(),
@@ -405,8 +449,12 @@ impl Fib6 {
 
     /// A handle for a worker. Cheap; clone it freely.
     pub fn reader(&self) -> Fib6Reader {
+        let tbl24: NonNull<AtomicU32> = self.mem.tbl24.base().cast();
         Fib6Reader {
-            tbl24: self.mem.tbl24.base().cast(),
+            // SAFETY: top16 starts 2^24 entries into the tbl24 region, which
+            // holds both (see Tables::top16).
+            top16: unsafe { tbl24.add(TBL24_ENTRIES) },
+            tbl24,
             tbl8: self.mem.tbl8.base().cast(),
             avx2: self.avx2,
             _mem: self.mem.clone(),
@@ -461,6 +509,7 @@ impl Fib6 {
                     if old.is_none() {
                         self.owned[g as usize] += 1;
                     }
+                    self.after_update(prefix, len, old.is_none(), false);
                     self.note_insert(prefix, len, nh, old);
                     return Ok(old);
                 }
@@ -491,6 +540,7 @@ impl Fib6 {
                 self.owned[parent as usize] += 1;
             }
         }
+        self.after_update(prefix, len, old.is_none(), false);
         self.note_insert(prefix, len, nh, old);
         Ok(old)
     }
@@ -517,6 +567,7 @@ impl Fib6 {
                     self.store(Slot::T24(s), rv);
                 }
             }
+            self.after_update(prefix, len, false, true);
             return Ok(old);
         }
         let last = final_level(len);
@@ -528,6 +579,7 @@ impl Fib6 {
             // Invariant: a route longer than a level's prefix has its chain.
             debug_assert!(e & EXT != 0, "route {prefix:#x}/{len} without its group at level {}", lv + 1);
             if e & EXT == 0 {
+                self.after_update(prefix, len, false, true);
                 return Ok(old);
             }
             *p = (slot, e & VALUE);
@@ -548,6 +600,7 @@ impl Fib6 {
                 self.owned[path[j - 1].1 as usize] -= 1;
             }
         }
+        self.after_update(prefix, len, false, true);
         Ok(old)
     }
 
@@ -613,7 +666,7 @@ impl Fib6 {
     /// Bytes of lookup table the current routes use: tbl24 plus the groups
     /// in use (what a worker's lookups can touch).
     pub fn table_bytes(&self) -> usize {
-        TBL24_ENTRIES * 4 + self.in_use as usize * GROUP * 4
+        (TBL24_ENTRIES + TOP16_ENTRIES) * 4 + self.in_use as usize * GROUP * 4
     }
 
     /// Bytes this FIB holds: both mapped regions (the whole group pool,
@@ -624,6 +677,7 @@ impl Fib6 {
         self.mem.tbl24.len()
             + self.mem.tbl8.len()
             + self.depth24.capacity()
+            + self.long16.capacity() * 4
             + self.depth8.capacity() * GROUP
             + self.owned.capacity() * 4
             + (self.free.capacity() + self.pending.capacity()) * 4
@@ -656,6 +710,41 @@ impl Fib6 {
     }
 
     // --- writer internals -------------------------------------------------
+
+    /// Brings top16 up to date once tbl24 and the groups hold the update
+    /// (so a lookup that follows a top16 link sees them): a /16 links tbl24
+    /// while it holds a route longer than /16, else it holds the leaf that
+    /// all its 256 tbl24 entries then share.
+    fn after_update(&mut self, prefix: u128, len: u8, added: bool, removed: bool) {
+        let first = top16(prefix);
+        if len > 16 {
+            let c = &mut self.long16[first];
+            *c = c.wrapping_add(u32::from(added)).wrapping_sub(u32::from(removed));
+            if added && *c == 1 {
+                self.mem.top16()[first].store(EXT, Ordering::Release);
+            } else if removed && *c == 0 {
+                self.refresh16(first);
+            }
+        } else {
+            for j in first..first + (1usize << (16 - len)) {
+                if self.long16[j] == 0 {
+                    self.refresh16(j);
+                }
+            }
+        }
+    }
+
+    /// Copies the (uniform) tbl24 entries of a /16 without longer routes
+    /// into its top16 entry.
+    fn refresh16(&self, j: usize) {
+        let t24 = &self.mem.tbl24()[j << 8..(j + 1) << 8];
+        let v = t24[0].load(Ordering::Relaxed);
+        debug_assert!(
+            v & EXT == 0 && t24.iter().all(|e| e.load(Ordering::Relaxed) == v),
+            "/16 {j:#x} without longer routes is not uniform"
+        );
+        self.mem.top16()[j].store(v, Ordering::Release);
+    }
 
     fn note_insert(&mut self, prefix: u128, len: u8, nh: u32, old: Option<u32>) {
         self.routes[usize::from(len)].insert(prefix, nh);
@@ -810,7 +899,9 @@ impl Fib6Reader {
     /// integer, as `u128::from(Ipv6Addr)` gives it).
     #[inline]
     pub fn lookup(&self, addr: u128) -> Option<u32> {
-        let e = self.walk(self.load24(top24(addr)), addr, 1);
+        let e = self.load16(top16(addr));
+        let e = if e & EXT != 0 { self.load24(top24(addr)) } else { e };
+        let e = self.walk(e, addr, 1);
         match resolve(e) {
             NO_ROUTE => None,
             nh => Some(nh),
@@ -837,9 +928,9 @@ impl Fib6Reader {
     }
 
     /// The portable batch lookup (what [`Fib6Reader::lookup_bulk`] does
-    /// without AVX2): per chunk of 64, prefetch and read the tbl24 entries,
-    /// then level by level prefetch and read the next entry of the lanes
-    /// still on a link, kept in a compacted list.
+    /// without AVX2): per chunk of 64, prefetch and read the top16 entries,
+    /// then level by level (tbl24, groups) prefetch and read the next entry
+    /// of the lanes still on a link, kept in a compacted list.
     pub fn lookup_bulk_scalar(&self, addrs: &[u128], out: &mut [u32]) {
         let n = addrs.len().min(out.len());
         for (a, o) in addrs[..n].chunks(CHUNK).zip(out[..n].chunks_mut(CHUNK)) {
@@ -855,31 +946,33 @@ impl Fib6Reader {
     #[inline(always)]
     fn scalar_chunk(&self, addrs: &[u128], out: &mut [u32]) {
         for &a in addrs {
-            prefetch(self.tbl24.as_ptr().wrapping_add(top24(a)));
+            prefetch(self.top16.as_ptr().wrapping_add(top16(a)));
         }
         // Positions (within the chunk) of lanes still on a link.
         let mut ext = [0u8; CHUNK];
         let mut k = 0usize;
         for (i, (&a, o)) in addrs.iter().zip(out.iter_mut()).enumerate() {
-            let e = self.load24(top24(a));
+            let e = self.load16(top16(a));
             *o = e;
             // Branch-free compaction: always write, advance when EXT.
             ext[k & (CHUNK - 1)] = i as u8;
             k += (e >> 31) as usize;
         }
-        let mut level = 1;
+        // Level 0 (tbl24) for the lanes whose /16 links it, then the groups.
+        let mut level = 0;
         while k > 0 && level <= LEVELS {
-            for &i in &ext[..k.min(CHUNK)] {
+            let live = k.min(CHUNK);
+            for &i in &ext[..live] {
                 let i = usize::from(i);
                 if let (Some(&e), Some(&a)) = (out.get(i), addrs.get(i)) {
-                    prefetch(self.tbl8_slot(e, byte_at(a, level)));
+                    prefetch(self.slot(e, a, level));
                 }
             }
             let mut kk = 0usize;
-            for j in 0..k.min(CHUNK) {
+            for j in 0..live {
                 let i = usize::from(ext[j]);
                 if let (Some(o), Some(&a)) = (out.get_mut(i), addrs.get(i)) {
-                    let e = self.load8(*o, byte_at(a, level));
+                    let e = if level == 0 { self.load24(top24(a)) } else { self.load8(*o, byte_at(a, level)) };
                     *o = e;
                     ext[kk] = i as u8;
                     kk += (e >> 31) as usize;
@@ -890,6 +983,17 @@ impl Fib6Reader {
         }
         for o in out.iter_mut() {
             *o = resolve(*o);
+        }
+    }
+
+    /// Where the entry for `addr` at `level` lives (0: tbl24), `e` being
+    /// the entry read at the level above.
+    #[inline(always)]
+    fn slot(&self, e: u32, addr: u128, level: usize) -> *const AtomicU32 {
+        if level == 0 {
+            self.tbl24.as_ptr().wrapping_add(top24(addr))
+        } else {
+            self.tbl8_slot(e, byte_at(addr, level))
         }
     }
 
@@ -908,6 +1012,15 @@ impl Fib6Reader {
     #[inline(always)]
     fn tbl8_slot(&self, e: u32, byte: usize) -> *const AtomicU32 {
         self.tbl8.as_ptr().wrapping_add(((e & VALUE) as usize) << 8 | byte)
+    }
+
+    #[inline(always)]
+    fn load16(&self, i: usize) -> u32 {
+        debug_assert!(i < TOP16_ENTRIES);
+        // SAFETY: callers pass `top16(addr) < 2^16`, and top16 has 2^16
+        // entries; the memory lives as long as `_mem`. Acquire: see the
+        // module doc.
+        unsafe { (*self.top16.as_ptr().add(i)).load(Ordering::Acquire) }
     }
 
     #[inline(always)]
@@ -984,11 +1097,6 @@ mod avx2 {
             let mut done = 0;
             while done < n {
                 let len = (n - done).min(CHUNK);
-                // Prefetch the tbl24 lines of the next chunk while this one
-                // waits for its own.
-                for &a in addrs.iter().skip(done + CHUNK).take(CHUNK) {
-                    super::prefetch(self.tbl24.as_ptr().wrapping_add(super::top24(a)));
-                }
                 let a = &addrs[done..done + len];
                 let o = &mut out[done..done + len];
                 if len & 7 == 0 {
@@ -1022,6 +1130,7 @@ mod avx2 {
             let value = _mm256_set1_epi32(VALUE as i32);
             // After vshufps the lanes come as addresses 0,2,4,6,1,3,5,7.
             let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            let t16 = self.top16.as_ptr().cast_const();
             let t24 = self.tbl24.as_ptr().cast_const();
             let t8 = self.tbl8.as_ptr().cast_const();
             let mut any = zero;
@@ -1044,8 +1153,14 @@ mod avx2 {
                 let m = _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(h01, h23));
                 top[v] = _mm256_permutevar8x32_epi32(t, order);
                 mid[v] = _mm256_permutevar8x32_epi32(m, order);
+                // SAFETY: bits 0..16 index top16's 2^16 entries.
+                e[v] = unsafe { gather(zero, t16, _mm256_srli_epi32::<16>(top[v]), all) };
+            }
+            // Level 0: tbl24, for the lanes whose /16 links it (a masked
+            // gather touches no memory for the other lanes).
+            for v in 0..nv {
                 // SAFETY: bits 0..24 index tbl24's 2^24 entries.
-                e[v] = unsafe { gather(zero, t24, _mm256_srli_epi32::<8>(top[v]), all) };
+                e[v] = unsafe { gather(e[v], t24, _mm256_srli_epi32::<8>(top[v]), e[v]) };
                 any = _mm256_or_si256(any, e[v]);
             }
             // Levels 1..=5: address bits 24..64.
@@ -1057,9 +1172,6 @@ mod avx2 {
                 let (src_is_top, sh) = if level == 1 { (true, 0) } else { (false, 8 * (5 - level)) };
                 let shv = _mm_cvtsi32_si128(sh);
                 for v in 0..nv {
-                    if !any_ext(e[v]) {
-                        continue;
-                    }
                     let src = if src_is_top { top[v] } else { mid[v] };
                     let byte = _mm256_and_si256(_mm256_srl_epi32(src, shv), ff);
                     let idx = _mm256_or_si256(_mm256_slli_epi32::<8>(_mm256_and_si256(e[v], value)), byte);
@@ -1265,6 +1377,36 @@ mod tests {
     }
 
     #[test]
+    fn top16_links_tbl24_only_while_a_longer_route_is_inside() {
+        let mut f = fib(8);
+        let r = f.reader();
+        let j = top16(a("2001::"));
+        let top = |f: &Fib6, j: usize| f.mem.top16()[j].load(Ordering::Relaxed);
+        f.insert(0u128, 0, 1).expect("default");
+        assert_eq!((top(&f, j), top(&f, 0), top(&f, 0xffff)), (leaf(1), leaf(1), leaf(1)));
+        f.insert(a("2001::"), 16, 2).expect("/16");
+        assert_eq!(top(&f, j), leaf(2));
+        f.insert(a("2001:8000::"), 17, 3).expect("/17");
+        f.insert(a("2001:db8::"), 32, 4).expect("/32");
+        assert_eq!(top(&f, j), EXT);
+        assert_eq!(r.lookup(a("2001:1::")), Some(2));
+        assert_eq!(r.lookup(a("2001:9000::")), Some(3));
+        assert_eq!(r.lookup(a("2001:db8::1")), Some(4));
+        // A shorter route changed under the link: the link stays.
+        f.insert(0u128, 0, 5).expect("default again");
+        assert_eq!((top(&f, j), top(&f, 0)), (EXT, leaf(5)));
+        f.remove(a("2001:8000::"), 17).expect("rm /17");
+        assert_eq!(top(&f, j), EXT);
+        f.remove(a("2001:db8::"), 32).expect("rm /32");
+        assert_eq!(top(&f, j), leaf(2));
+        f.remove(a("2001::"), 16).expect("rm /16");
+        assert_eq!(top(&f, j), leaf(5));
+        f.remove(0u128, 0).expect("rm default");
+        assert_eq!((top(&f, j), top(&f, 0)), (0, 0));
+        assert_eq!(r.lookup(a("2001:db8::1")), None);
+    }
+
+    #[test]
     fn invalid_updates_are_refused() {
         let mut f = fib(1);
         assert_eq!(f.insert(0u128, 129, 1), Err(FibError::PrefixTooLong { len: 129, max: 128 }));
@@ -1335,9 +1477,9 @@ mod tests {
     #[test]
     fn memory_accounting() {
         let mut f = fib(4);
-        assert_eq!(f.table_bytes(), 64 << 20);
+        assert_eq!(f.table_bytes(), (64 << 20) + (256 << 10));
         f.insert(a("2001:db8::"), 32, 1).expect("/32");
-        assert_eq!(f.table_bytes(), (64 << 20) + 1024);
+        assert_eq!(f.table_bytes(), (64 << 20) + (256 << 10) + 1024);
         assert!(f.memory_bytes() >= (64 << 20) + 4 * 1024 + (16 << 20));
         assert_eq!(f.routes().collect::<Vec<_>>(), vec![("2001:db8::".parse().expect("a"), 32, 1)]);
     }

@@ -166,6 +166,13 @@ printf '%-8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %7s %6s %6s\n' "" single bulk u
 printf '%s\n' "${summary4[@]}"
 
 # --- IPv6 -----------------------------------------------------------------------
-# (to be appended: the LINX IPv6 table against rte_fib6; keep `ratio=` last)
+# The LINX IPv6 table (../shared/data/routes) and one lookup set (10% random
+# addresses), fed to our FIB and to dpdk-test-fib -6 (rte_fib6, rte_lpm6)
+# back to back; fib6_bench writes both files and runs DPDK itself.
+cargo build --release -q -p vrouter-tests --bin fib6_bench
+echo
+echo "== IPv6: LINX table, ours (bulk, AVX2 when present) vs rte_fib6 / rte_lpm6, medians of 5 passes"
+o6=$(taskset -c 1 ./target/release/fib6_bench --dpdk --passes 5 2>&1 || true)
+grep -E '^(fib6_|rte_|ratio_fib6)' <<<"$o6" || { echo "$o6" | tail -20; }
 
 echo "ratio=$ratio"

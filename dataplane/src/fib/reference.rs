@@ -123,7 +123,11 @@ impl<A: PrefixAddr> Reference<A> {
     pub fn lookup(&self, addr: A) -> Option<u32> {
         let mut best: Option<(u8, u32)> = None;
         for &(p, l, nh) in &self.routes {
-            if addr.and(A::mask(l)) == p && best.map_or(true, |(bl, _)| l > bl) {
+            let longer = match best {
+                Some((bl, _)) => l > bl,
+                None => true,
+            };
+            if longer && addr.and(A::mask(l)) == p {
                 best = Some((l, nh));
             }
         }

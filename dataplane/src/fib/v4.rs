@@ -14,9 +14,10 @@
 //!
 //! A lookup is one load from tbl24 and, for addresses under a route longer
 //! than /24, one more from tbl8. [`Fib4Reader::lookup_bulk`] prefetches the
-//! tbl24 lines of a whole vector of addresses before it reads any, then
-//! prefetches the tbl8 lines the vector needs before it reads those, so the
-//! cache misses of many lookups overlap (the VPP / `rte_lpm` habit).
+//! tbl24 lines of a whole vector of addresses before it reads any, and reads
+//! the tbl8 entries the vector needs only once all tbl24 entries are in, as
+//! independent loads, so the cache misses of many lookups overlap (the VPP /
+//! `rte_lpm` habit); see there for what was measured.
 //!
 //! # Entries
 //!
@@ -74,9 +75,11 @@
 //! linked it, so the reader sees the group's initial contents (written
 //! before that store) or later values — never what the group held before it
 //! was (re)used. The tbl8 entry itself is loaded Relaxed: it is a leaf (no
-//! further memory depends on its value), and any value it has held since the
-//! link is a next hop that was valid for that address at some moment during
-//! the lookup. On x86-64 both loads compile to a plain `mov`.
+//! further memory depends on its value), and every value it holds from the
+//! link until the group is reused — which waits for this lookup to end —
+//! was the address's next hop at some moment (a collapsed group keeps the
+//! values it had when it was unlinked). On x86-64 both loads compile to a
+//! plain `mov`.
 
 use super::FibError;
 use crate::rcu::Rcu;
@@ -548,6 +551,10 @@ impl Fib4 {
     }
 
     // --- writer internals -------------------------------------------------
+    //
+    // Indexing below cannot panic: a tbl24 index is an address's top 24
+    // bits (< 2^24), and every group index the writer handles came from
+    // `alloc_group` (< groups, with its `depth8`/`group_routes` slots).
 
     #[inline]
     fn load24(&self, s: usize) -> u32 {
@@ -677,11 +684,16 @@ impl Fib4Reader {
     ///    of one another, so they overlap too.
     ///
     /// The only branches that depend on table contents are the loop over
-    /// the (few) set bits of the bitmap. Measured against the `rte_lpm`
-    /// loop (load, branch on the extended bit, second load, per address)
-    /// and against variants that prefetch the tbl8 lines, compact indices
-    /// instead of using a bitmap, or split the vector in smaller steps, this
-    /// was the fastest at 100k and 1M routes (tests/bench/lpm_vs_dpdk.sh).
+    /// the (few) set bits of the bitmap. On the 2-vCPU EPYC VM this was
+    /// written on (every lookup misses to DRAM, ~450 cycles; the core keeps
+    /// a few dozen misses in flight) the cost is set by how many tbl24
+    /// misses overlap and by the one extra round trip the tbl8 reads add.
+    /// Against the `rte_lpm` loop (load, branch on the extended bit, second
+    /// load, per address) and variants that prefetch a fixed distance ahead,
+    /// prefetch the tbl8 lines, compact indices instead of a bitmap, split
+    /// the vector into 8/16/32, or use AVX2 gathers, this was the fastest
+    /// at 100k and 1M routes. `tests/bench/lpm_vs_dpdk.sh` measures it next
+    /// to DPDK.
     #[inline]
     pub fn lookup_bulk(&self, addrs: &[u32], out: &mut [u32]) {
         let n = addrs.len().min(out.len());

@@ -81,23 +81,16 @@
 //! values it had when it was unlinked). On x86-64 both loads compile to a
 //! plain `mov`.
 
-use super::FibError;
+use super::{map_region, prefetch, FibError};
+pub use super::{MAX_NEXT_HOP, NO_ROUTE, POISON_NEXT_HOP};
 use crate::rcu::Rcu;
 use ports::{HugepagePolicy, MemRegion, PageKind};
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// The largest next-hop index an entry can hold (`2^30 - 2`).
-pub const MAX_NEXT_HOP: u32 = (1 << 30) - 2;
-/// Written into every entry of a reclaimed tbl8 group; never a valid next hop.
-pub const POISON_NEXT_HOP: u32 = (1 << 30) - 1;
-/// What [`Fib4Reader::lookup_bulk`] writes for an address without a route.
-pub const NO_ROUTE: u32 = u32::MAX;
 /// The most tbl8 groups a table can have (16 GiB of tbl8).
 pub const MAX_TBL8_GROUPS: u32 = 1 << 24;
 
@@ -171,20 +164,6 @@ fn resolve_all(raw: &[u32], out: &mut [u32]) -> u64 {
     ext
 }
 
-#[inline(always)]
-fn prefetch(p: *const AtomicU32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// How to build a [`Fib4`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fib4Config {
@@ -224,31 +203,7 @@ impl Tables {
     }
 }
 
-/// A fast hash for prefixes (u32 keys); the maps are the writer's only.
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        // murmur3's fmix64: every input bit reaches the low (bucket) bits.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 << 32) ^ u64::from(v);
-    }
-}
-
-type PrefixMap = HashMap<u32, u32, BuildHasherDefault<PrefixHasher>>;
+type PrefixMap = super::PrefixMap<u32>;
 
 /// The IPv4 FIB, control side: the only writer of the tables.
 pub struct Fib4 {
@@ -317,10 +272,6 @@ fn check_prefix(prefix: u32, len: u8) -> Result<(), FibError> {
         return Err(FibError::HostBitsSet { prefix: IpAddr::V4(Ipv4Addr::from(prefix)), len });
     }
     Ok(())
-}
-
-fn map_region(bytes: usize, policy: HugepagePolicy) -> Result<MemRegion, FibError> {
-    MemRegion::new(bytes, policy).map_err(|e| FibError::Memory { bytes, kind: e.kind() })
 }
 
 impl Fib4 {

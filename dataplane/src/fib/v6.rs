@@ -143,12 +143,12 @@
 //! compiler, which must assume it reads any memory (so it is neither
 //! merged, hoisted nor elided).
 
-use super::FibError;
+use super::{map_region, prefetch, FibError};
+pub use super::{MAX_NEXT_HOP, NO_ROUTE, POISON_NEXT_HOP};
 use crate::rcu::Rcu;
 use ports::{HugepagePolicy, MemRegion, PageKind};
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+
 use std::net::{IpAddr, Ipv6Addr};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -157,12 +157,6 @@ use std::sync::Arc;
 /// The error type of [`Fib6`] updates: the FIBs' shared [`FibError`].
 pub type Fib6Error = FibError;
 
-/// The largest next-hop index an entry can hold (`2^30 - 2`).
-pub const MAX_NEXT_HOP: u32 = (1 << 30) - 2;
-/// Written into every entry of a reclaimed group; never a valid next hop.
-pub const POISON_NEXT_HOP: u32 = (1 << 30) - 1;
-/// What [`Fib6Reader::lookup_bulk`] writes for an address without a route.
-pub const NO_ROUTE: u32 = u32::MAX;
 /// The most groups a table can have (4 GiB of groups; keeps every
 /// `group * 256 + byte` a positive `i32`, as the gather's index must be).
 pub const MAX_TBL8_GROUPS: u32 = 1 << 22;
@@ -228,20 +222,6 @@ fn resolve(e: u32) -> u32 {
     }
 }
 
-#[inline(always)]
-fn prefetch(p: *const AtomicU32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// How to build a [`Fib6`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fib6Config {
@@ -291,31 +271,7 @@ impl Tables {
     }
 }
 
-/// A fast hash for prefixes (u128 keys); the maps are the writer's only.
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        // murmur3's fmix64: every input bit reaches the low (bucket) bits.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
-    }
-}
-
-type PrefixMap = HashMap<u128, u32, BuildHasherDefault<PrefixHasher>>;
+type PrefixMap = super::PrefixMap<u128>;
 
 /// Where an entry lives: tbl24, or entry `i` of group `g`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,10 +354,6 @@ fn check_prefix(prefix: u128, len: u8) -> Result<(), FibError> {
         return Err(FibError::HostBitsSet { prefix: IpAddr::V6(Ipv6Addr::from(prefix)), len });
     }
     Ok(())
-}
-
-fn map_region(bytes: usize, policy: HugepagePolicy) -> Result<MemRegion, FibError> {
-    MemRegion::new(bytes, policy).map_err(|e| FibError::Memory { bytes, kind: e.kind() })
 }
 
 fn detect_avx2() -> bool {

@@ -101,10 +101,10 @@ fn classify(t: &Tables, in_port: u16, data: &[u8], l: &wire::Layers, stripped_vl
         L3Kind::Ipv4 => {
             let Some(d) = data.get(o + 16..o + 20) else { return Verdict::Drop(DropReason::NoVerdict) };
             let dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]);
+            // The router's own addresses are local routes: the L3 stage
+            // punts them (whichever port they belong to).
             if dst.is_multicast() || dst.is_broadcast() {
                 Verdict::Punt(PuntReason::Multicast)
-            } else if t.is_local_v4(in_port, dst) {
-                Verdict::Punt(PuntReason::Local)
             } else {
                 Verdict::Pending
             }
@@ -120,8 +120,9 @@ fn classify(t: &Tables, in_port: u16, data: &[u8], l: &wire::Layers, stripped_vl
                 } else {
                     Verdict::Punt(PuntReason::Multicast)
                 }
-            } else if a[0] == 0xfe && a[1] & 0xc0 == 0x80 || t.is_local_v6(in_port, dst) {
-                // Link-local unicast is never forwarded.
+            } else if a[0] == 0xfe && a[1] & 0xc0 == 0x80 {
+                // Link-local unicast is never forwarded; global addresses
+                // of ours are local routes, punted by the L3 stage.
                 Verdict::Punt(PuntReason::Local)
             } else {
                 Verdict::Pending

@@ -13,7 +13,7 @@
 use crate::l3::{Adj, L3View};
 use arc_swap::{ArcSwap, Guard};
 use ports::{MacAddr, PortId};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What the dataplane knows about a port.
@@ -62,17 +62,6 @@ impl Tables {
             _ => return None,
         };
         self.port(port.0).map(|p| p.mtu)
-    }
-
-    /// Whether `a` is one of the router's own IPv4 addresses on `port`.
-    #[inline]
-    pub fn is_local_v4(&self, port: u16, a: Ipv4Addr) -> bool {
-        self.port(port).is_some_and(|p| p.addrs.contains(&IpAddr::V4(a)))
-    }
-
-    #[inline]
-    pub fn is_local_v6(&self, port: u16, a: Ipv6Addr) -> bool {
-        self.port(port).is_some_and(|p| p.addrs.contains(&IpAddr::V6(a)))
     }
 }
 

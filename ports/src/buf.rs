@@ -30,7 +30,8 @@ pub enum RssType {
 }
 
 impl RssType {
-    fn from_u8(v: u8) -> RssType {
+    /// The type stored as `ty as u8` (unknown values: `None`).
+    pub fn from_u8(v: u8) -> RssType {
         match v {
             1 => RssType::Ipv4,
             2 => RssType::TcpIpv4,

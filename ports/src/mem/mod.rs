@@ -445,7 +445,7 @@ impl RxQueue for MemRxQueue {
                 }
                 p.set_port(me.id.0);
                 p.set_queue(self.q as u16);
-                p.set_rss(hash, rss_type_from_tag(tag));
+                p.set_rss(hash, RssType::from_u8(tag));
                 bytes += frame.len() as u64;
                 pkts += 1;
                 // Cannot fail: n <= budget = out.remaining().
@@ -457,18 +457,6 @@ impl RxQueue for MemRxQueue {
         qs.packets.add(pkts);
         qs.bytes.add(bytes);
         out.len() - before
-    }
-}
-
-fn rss_type_from_tag(t: u8) -> RssType {
-    match t {
-        1 => RssType::Ipv4,
-        2 => RssType::TcpIpv4,
-        3 => RssType::UdpIpv4,
-        4 => RssType::Ipv6,
-        5 => RssType::TcpIpv6,
-        6 => RssType::UdpIpv6,
-        _ => RssType::None,
     }
 }
 

@@ -220,19 +220,10 @@ impl Stage for LocalStage {
 /// not implemented: such packets stay dropped as `mtu_exceeded`).
 fn mtu_of_failed_egress(t: &Tables, p: &Pkt, l: &Layers) -> Option<u16> {
     let d = p.data();
-    let o = l.l3_off as usize;
-    let dst = match l.l3 {
-        L3Kind::Ipv4 => {
-            let df = d.get(o + 6)? & 0x40 != 0;
-            if !df {
-                return None;
-            }
-            IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(d.get(o + 16..o + 20)?).ok()?))
-        }
-        L3Kind::Ipv6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d.get(o + 24..o + 40)?).ok()?)),
-        _ => return None,
-    };
-    t.egress_mtu(p.port(), dst)
+    if l.l3 == L3Kind::Ipv4 && d.get(l.l3_off as usize + 6)? & 0x40 == 0 {
+        return None; // DF clear
+    }
+    t.egress_mtu(p.port(), crate::stage::dst_addr(d, l)?)
 }
 
 fn port_v4(pe: &PortEntry) -> Option<[u8; 4]> {

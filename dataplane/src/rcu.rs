@@ -60,7 +60,9 @@ impl std::fmt::Display for RcuTimeout {
 
 impl std::error::Error for RcuTimeout {}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a control-side mutex, recovering from poisoning: the data behind
+/// these locks is only changed by methods that leave it consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The reader list stays consistent under any panic (push/retain only).
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -4,7 +4,7 @@
 use crate::counters::{PuntReason, WorkerStats};
 use crate::l3::{Adj, L3Config, L3Control, Target, VrfId};
 use crate::neigh::{NeighConfig, NeighEvents, NeighTable};
-use crate::rcu::Rcu;
+use crate::rcu::{lock, Rcu};
 use crate::tables::{PortEntry, TableHandle, Tables};
 use crate::testgen::{GenConfig, GenStats, Source, TrafficGen};
 use crate::tsc;
@@ -318,12 +318,6 @@ impl Drop for NeighManager {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The tables behind these locks are only changed through methods that
-    // leave them consistent; a panicking caller cannot tear them.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn build_l3(

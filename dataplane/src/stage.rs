@@ -322,8 +322,9 @@ impl L3Forward {
     }
 }
 
+/// The destination address of a parsed IPv4/IPv6 frame.
 #[inline]
-fn dst_addr(d: &[u8], l: &wire::Layers) -> Option<IpAddr> {
+pub(crate) fn dst_addr(d: &[u8], l: &wire::Layers) -> Option<IpAddr> {
     let o = l.l3_off as usize;
     match l.l3 {
         L3Kind::Ipv4 => {

@@ -60,27 +60,27 @@ fn sample_snapshot() -> StatsSnapshot {
                 link: LinkState { up: true, speed_mbps: 0 },
                 rx: vec![
                     RxQueueStats {
-                        queue: QueueStats { packets: 10, bytes: 600, drops: vec![("no_buffer", 2), ("oversize", 1)] },
+                        queue: QueueStats { packets: 10, bytes: 600, drops: vec![("no_buffer", 2), ("oversize", 1)], counters: vec![] },
                         pool: pool("p0-rx0", 0),
                     },
                     RxQueueStats {
-                        queue: QueueStats { packets: 20, bytes: 1200, drops: vec![("no_buffer", 0)] },
+                        queue: QueueStats { packets: 20, bytes: 1200, drops: vec![("no_buffer", 0)], counters: vec![] },
                         pool: pool("p0-rx1", 1000),
                     },
                 ],
                 tx: vec![
-                    QueueStats { packets: 5, bytes: 300, drops: vec![("ring_full", 4)] },
-                    QueueStats { packets: 6, bytes: 360, drops: vec![] },
+                    QueueStats { packets: 5, bytes: 300, drops: vec![("ring_full", 4)], counters: vec![] },
+                    QueueStats { packets: 6, bytes: 360, drops: vec![], counters: vec![] },
                 ],
             },
             PortSnapshot {
                 info: info(1, "p1", MacAddr::default(), 1),
                 link: LinkState { up: false, speed_mbps: 0 },
                 rx: vec![RxQueueStats {
-                    queue: QueueStats { packets: 1, bytes: 64, drops: vec![] },
+                    queue: QueueStats { packets: 1, bytes: 64, drops: vec![], counters: vec![] },
                     pool: PoolStats::default(),
                 }],
-                tx: vec![QueueStats { packets: u64::MAX, bytes: 7, drops: vec![] }],
+                tx: vec![QueueStats { packets: u64::MAX, bytes: 7, drops: vec![], counters: vec![] }],
             },
         ],
         workers: vec![

@@ -410,6 +410,15 @@ impl Pkt {
         self.data().as_ptr() as usize
     }
 
+    /// The memory region of the pool this buffer belongs to (base, length),
+    /// for drivers that register pool memory with a device.
+    #[inline]
+    pub fn pool_region(&self) -> (usize, usize) {
+        // SAFETY: the pool outlives every buffer it handed out (see pool.rs).
+        let r = unsafe { &(*self.meta().pool).region };
+        (r.base().as_ptr() as usize, r.len())
+    }
+
     /// Address of the start of the buffer (headroom included) and its length.
     #[inline]
     pub fn buf_addr(&self) -> (usize, usize) {
@@ -537,6 +546,25 @@ impl PktBurst {
         }
         self.len = w;
         n - w
+    }
+
+    /// Offers each packet, in order, to `f`, which either takes it (returns
+    /// `None`) or hands it back to be kept (`Some`). Kept packets stay in
+    /// order.
+    #[inline]
+    pub fn take_each(&mut self, mut f: impl FnMut(Pkt) -> Option<Pkt>) {
+        let n = self.len;
+        self.len = 0; // panic safety: leak rather than double-drop
+        let mut w = 0;
+        for r in 0..n {
+            // SAFETY: slot r < n is initialized and not yet moved.
+            let p = unsafe { self.pkts[r].assume_init_read() };
+            if let Some(p) = f(p) {
+                self.pkts[w].write(p);
+                w += 1;
+            }
+        }
+        self.len = w;
     }
 
     /// Moves every packet out, in order, leaving the burst empty.

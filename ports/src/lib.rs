@@ -4,9 +4,13 @@
 //! Drivers are chosen by name ([`open_port`]); each registers one entry in
 //! [`DRIVERS`].
 
+pub mod afpacket;
 pub mod buf;
 pub mod counter;
+pub mod frameio;
+pub mod mana;
 pub mod mem;
+pub mod pcap;
 pub mod pool;
 pub mod port;
 pub mod region;
@@ -24,7 +28,7 @@ pub use region::{HugepagePolicy, MemRegion, PageKind};
 pub type OpenFn = fn(&PortConfig) -> Result<Box<dyn Port>, PortError>;
 
 /// Every driver, by the name used in configs.
-pub const DRIVERS: &[(&str, OpenFn)] = &[(mem::DRIVER, mem::open)];
+pub const DRIVERS: &[(&str, OpenFn)] = &[(mem::DRIVER, mem::open), (mana::DRIVER, mana::open)];
 
 /// Names of the available drivers.
 pub fn driver_names() -> Vec<&'static str> {

@@ -171,7 +171,7 @@ pub(crate) struct PoolShared {
     buf_size: u16,
     headroom: u16,
     refill: u32,
-    region: MemRegion,
+    pub(crate) region: MemRegion,
     name: String,
     hot: CachePadded<OwnerSide>,
     remote: CachePadded<RemoteSide>,
@@ -402,6 +402,11 @@ impl PagePool {
     #[inline]
     pub fn alloc(&self) -> Option<Pkt> {
         self.shared().alloc()
+    }
+
+    /// Whether two handles name the same pool.
+    pub fn ptr_eq(a: &PagePool, b: &PagePool) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
     }
 
     /// Makes the calling thread the pool's owner (its fast-path user).

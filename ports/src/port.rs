@@ -154,6 +154,8 @@ pub struct QueueStats {
     pub packets: u64,
     pub bytes: u64,
     pub drops: Vec<(&'static str, u64)>,
+    /// Other driver counters that are not drops (e.g. coalesced CQEs).
+    pub counters: Vec<(&'static str, u64)>,
 }
 
 impl QueueStats {

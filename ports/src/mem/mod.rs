@@ -356,6 +356,7 @@ impl Port for MemPort {
                 packets: r.packets.get(),
                 bytes: r.bytes.get(),
                 drops: vec![("no_buffer", r.no_buffer.get()), ("oversize", r.oversize.get())],
+                counters: vec![],
             },
             pool: r.pool.stats(),
         })
@@ -367,6 +368,7 @@ impl Port for MemPort {
             packets: t.packets.get(),
             bytes: t.bytes.get(),
             drops: vec![("oversize", t.oversize.get()), ("runt", t.runt.get()), ("link_down", t.link_down.get())],
+            counters: vec![],
         })
     }
 

@@ -154,7 +154,7 @@ impl Drop for Pkt {
         // SAFETY: pool pointers in headers stay valid while any buffer is out
         // (pool teardown leaks rather than frees under live buffers), and we
         // own this buffer and give it up here.
-        unsafe { (*pool).free(idx) };
+        unsafe { (*pool).free(idx, self.meta) };
     }
 }
 
@@ -210,6 +210,11 @@ impl Pkt {
     fn buf_ptr(&self) -> *mut u8 {
         // SAFETY: the buffer follows the header within the same slot.
         unsafe { self.meta.as_ptr().cast::<u8>().add(META_SIZE) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn reset_meta(&mut self, headroom: u16) {
+        self.meta_mut().reset(headroom);
     }
 
     pub(crate) fn pool_ptr(&self) -> *const PoolShared {
@@ -415,8 +420,7 @@ impl Pkt {
     #[inline]
     pub fn pool_region(&self) -> (usize, usize) {
         // SAFETY: the pool outlives every buffer it handed out (see pool.rs).
-        let r = unsafe { &(*self.meta().pool).region };
-        (r.base().as_ptr() as usize, r.len())
+        unsafe { (*self.meta().pool).span() }
     }
 
     /// Address of the start of the buffer (headroom included) and its length.

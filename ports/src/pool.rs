@@ -115,6 +115,9 @@ pub struct PoolStats {
     pub in_use: u64,
 }
 
+/// Index stored in the header of a heap-allocated buffer.
+const HEAP_INDEX: u32 = u32::MAX;
+
 static NEXT_TOKEN: AtomicU32 = AtomicU32::new(1);
 static LEAKED_POOLS: SharedCounter = SharedCounter::new();
 
@@ -172,6 +175,8 @@ pub(crate) struct PoolShared {
     headroom: u16,
     refill: u32,
     pub(crate) region: MemRegion,
+    /// Comparison variant: every buffer comes from the global allocator.
+    heap: bool,
     name: String,
     hot: CachePadded<OwnerSide>,
     remote: CachePadded<RemoteSide>,
@@ -237,8 +242,42 @@ impl PoolShared {
         cache.len = keep;
     }
 
+    /// The memory buffers live in: the region, or everything for a heap pool.
+    pub(crate) fn span(&self) -> (usize, usize) {
+        if self.heap {
+            (0, usize::MAX)
+        } else {
+            (self.region.base().as_ptr() as usize, self.region.len())
+        }
+    }
+
+    #[inline(never)]
+    fn alloc_heap(&self) -> Option<Pkt> {
+        let Ok(layout) = std::alloc::Layout::from_size_align(self.slot_size, 64) else { return None };
+        // SAFETY: the layout has a nonzero size (META_SIZE + buf_size).
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(meta) = NonNull::new(p.cast::<PktMeta>()) else {
+            self.remote.empty.inc();
+            return None;
+        };
+        // SAFETY: a fresh allocation of slot_size bytes, owned here.
+        unsafe { PktMeta::init(meta, self, HEAP_INDEX, self.buf_size) };
+        if self.is_owner() {
+            self.hot.fast_allocs.inc();
+        } else {
+            self.remote.slow_allocs.inc();
+        }
+        // SAFETY: the buffer is exclusively owned by the new Pkt.
+        let mut pkt = unsafe { Pkt::from_meta(meta) };
+        pkt.reset_meta(self.headroom);
+        Some(pkt)
+    }
+
     #[inline]
     pub(crate) fn alloc(&self) -> Option<Pkt> {
+        if self.heap {
+            return self.alloc_heap();
+        }
         if self.is_owner() {
             // SAFETY: only the owner thread reaches here, and it never holds
             // another reference to the cache across this call.
@@ -277,7 +316,23 @@ impl PoolShared {
     /// `idx` must be a buffer of this pool that is out of the pool, and the
     /// caller must give up every reference to it.
     #[inline]
-    pub(crate) unsafe fn free(&self, idx: u32) {
+    pub(crate) unsafe fn free(&self, idx: u32, meta: NonNull<PktMeta>) {
+        if idx == HEAP_INDEX {
+            if self.is_owner() {
+                self.hot.recycle_direct.inc();
+            } else {
+                self.remote.recycle_ring.inc();
+            }
+            // SAFETY: heap buffers were allocated in alloc_heap with this
+            // layout, and the caller gives the buffer up.
+            unsafe {
+                std::alloc::dealloc(
+                    meta.as_ptr().cast(),
+                    std::alloc::Layout::from_size_align_unchecked(self.slot_size, 64),
+                )
+            };
+            return;
+        }
         if self.is_owner() {
             // SAFETY: owner thread only (checked above).
             let cache = unsafe { &mut *self.hot.cache.get() };
@@ -342,6 +397,18 @@ impl fmt::Debug for PagePool {
 impl PagePool {
     /// Creates a pool, allocating and pre-faulting all of its memory now.
     pub fn new(cfg: &PoolConfig) -> Result<PagePool, PoolError> {
+        Self::create(cfg, false)
+    }
+
+    /// A variant for comparison only: each allocation goes to the global
+    /// allocator and each free gives the buffer back to it (what drivers
+    /// did before page pools). Its memory is all of the address space
+    /// (`memory()` is `(0, usize::MAX)`), as with a device-wide key.
+    pub fn new_heap(cfg: &PoolConfig) -> Result<PagePool, PoolError> {
+        Self::create(cfg, true)
+    }
+
+    fn create(cfg: &PoolConfig, heap: bool) -> Result<PagePool, PoolError> {
         if cfg.buffers == 0 {
             return Err(PoolError::InvalidConfig("buffers must be > 0"));
         }
@@ -356,7 +423,8 @@ impl PagePool {
         }
         let slot_size = (META_SIZE + cfg.buf_size as usize).next_multiple_of(64);
         let total = slot_size.checked_mul(cfg.buffers as usize).ok_or(PoolError::InvalidConfig("pool too large"))?;
-        let region = MemRegion::new(total, cfg.hugepages).map_err(PoolError::NoMemory)?;
+        let region =
+            MemRegion::new(if heap { slot_size } else { total }, cfg.hugepages).map_err(PoolError::NoMemory)?;
         let base = region.base();
         let ring = ArrayQueue::new(cfg.buffers as usize);
         let shared = Box::new(PoolShared {
@@ -368,6 +436,7 @@ impl PagePool {
             headroom: cfg.headroom,
             refill: cfg.refill,
             region,
+            heap,
             name: cfg.name.clone(),
             hot: CachePadded::new(OwnerSide {
                 cache: UnsafeCell::new(Cache { idx: vec![0u32; cfg.cache_size as usize].into_boxed_slice(), len: 0 }),
@@ -384,7 +453,7 @@ impl PagePool {
         let ptr = NonNull::from(Box::leak(shared));
         // SAFETY: just created; no other reference exists yet.
         let s = unsafe { ptr.as_ref() };
-        for i in 0..s.count {
+        for i in 0..if heap { 0 } else { s.count } {
             // SAFETY: slot i is inside the region and not yet shared.
             unsafe { PktMeta::init(s.meta_ptr(i), ptr.as_ptr(), i, s.buf_size) };
             let _ = s.ring.push(i);
@@ -470,8 +539,7 @@ impl PagePool {
 
     /// The pool's memory as (base address, length), for device registration.
     pub fn memory(&self) -> (usize, usize) {
-        let r = &self.shared().region;
-        (r.base().as_ptr() as usize, r.len())
+        self.shared().span()
     }
 
     /// Whether 2 MiB hugepages back the pool.

@@ -178,6 +178,7 @@ struct Shared {
     max_mtu: u16,
     mtu: AtomicU16,
     hugepages: HugepagePolicy,
+    heap: bool,
     pool_buffers: u32,
     /// Upper bound on RX pool memory (bytes) a reconfiguration may use.
     pool_mem_limit: usize,
@@ -209,20 +210,40 @@ fn dev_err(e: DeviceError) -> PortError {
     }
 }
 
-fn make_pool(name: &str, q: u16, geo: &Geometry, buffers: u32, hp: HugepagePolicy) -> Result<PagePool, PortError> {
-    Ok(PagePool::new(&PoolConfig {
+fn make_pool(
+    name: &str,
+    q: u16,
+    geo: &Geometry,
+    buffers: u32,
+    hp: HugepagePolicy,
+    heap: bool,
+) -> Result<PagePool, PortError> {
+    let cfg = PoolConfig {
         name: format!("{name}/rx{q}"),
         buffers,
         buf_size: geo.buf_size(),
         headroom: HEADROOM,
         hugepages: hp,
         ..Default::default()
-    })?)
+    };
+    Ok(if heap { PagePool::new_heap(&cfg)? } else { PagePool::new(&cfg)? })
 }
 
 impl ManaPort {
-    /// Opens a port on `dev`. `cfg.args` may set `pool_mem_limit_mb`.
+    /// Opens a port on `dev`. `cfg.args` may set `pool_mem_limit_mb` and
+    /// `rx_buffers` (`pool`, the default, or `heap`: every RX buffer from
+    /// the global allocator, for comparison only).
     pub fn open(cfg: &PortConfig, dev: Arc<dyn Device>) -> Result<ManaPort, PortError> {
+        let heap = match cfg.args.get("rx_buffers").map(String::as_str) {
+            None | Some("pool") => false,
+            Some("heap") => true,
+            Some(v) => {
+                return Err(PortError::InvalidConfig(format!(
+                    "port {}: rx_buffers must be pool or heap, got {v:?}",
+                    cfg.name
+                )))
+            }
+        };
         let di = dev.info();
         let geo = Geometry { mtu: cfg.mtu, rx_ring: cfg.rx_ring, tx_ring: cfg.tx_ring };
         geo.validate(di.max_mtu)?;
@@ -254,7 +275,7 @@ impl ManaPort {
                 Ok(RxSlot {
                     taken: AtomicBool::new(false),
                     busy: AtomicBool::new(false),
-                    pool: Mutex::new(make_pool(&cfg.name, q, &geo, buffers, cfg.hugepages)?),
+                    pool: Mutex::new(make_pool(&cfg.name, q, &geo, buffers, cfg.hugepages, heap)?),
                     next: Mutex::new(None),
                     c: RxCounters::default(),
                 })
@@ -275,6 +296,7 @@ impl ManaPort {
             max_mtu: di.max_mtu,
             mtu: AtomicU16::new(cfg.mtu),
             hugepages: cfg.hugepages,
+            heap,
             pool_buffers,
             pool_mem_limit,
             started: AtomicBool::new(false),
@@ -341,7 +363,7 @@ impl ManaPort {
                 ))));
             }
             let pools = (0..sh.rxq.len() as u16)
-                .map(|q| make_pool(&sh.name, q, &geo, buffers, sh.hugepages))
+                .map(|q| make_pool(&sh.name, q, &geo, buffers, sh.hugepages, sh.heap))
                 .collect::<Result<Vec<_>, PortError>>()?;
             Some(pools)
         } else {
@@ -574,7 +596,7 @@ impl Shared {
                     DeviceEvent::Returned => {
                         self.ev.returns.inc();
                         ctl.removed = false;
-                        if !self.running.load(Ordering::Acquire) {
+                        if !self.running.load(Ordering::Acquire) && self.started.load(Ordering::Acquire) {
                             if self.build(&mut ctl).is_err() {
                                 self.ev.build_failures.inc();
                             }
@@ -598,7 +620,11 @@ impl Shared {
                 }
             }
             // A build that failed (device busy, memory) is retried.
-            if !ctl.removed && !self.running.load(Ordering::Acquire) && last_try.elapsed() > Duration::from_secs(1) {
+            if !ctl.removed
+                && self.started.load(Ordering::Acquire)
+                && !self.running.load(Ordering::Acquire)
+                && last_try.elapsed() > Duration::from_secs(1)
+            {
                 last_try = Instant::now();
                 if self.build(&mut ctl).is_err() {
                     self.ev.build_failures.inc();
@@ -647,12 +673,24 @@ impl Port for ManaPort {
     }
 
     fn start(&self) -> Result<(), PortError> {
-        self.sh.started.store(true, Ordering::Release);
+        let sh = &self.sh;
+        let mut ctl = lock(&sh.ctl);
+        if !sh.running.load(Ordering::Acquire) && !ctl.removed {
+            sh.build(&mut ctl).map_err(dev_err)?;
+        }
+        sh.started.store(true, Ordering::Release);
         Ok(())
     }
 
+    /// Stops RX and TX and destroys the device queues: every posted and
+    /// in-flight buffer goes back to its pool. `start` creates them again.
     fn stop(&self) -> Result<(), PortError> {
-        self.sh.started.store(false, Ordering::Release);
+        let sh = &self.sh;
+        let mut ctl = lock(&sh.ctl);
+        sh.started.store(false, Ordering::Release);
+        if sh.running.load(Ordering::Acquire) {
+            sh.teardown(&mut ctl);
+        }
         Ok(())
     }
 

@@ -13,7 +13,9 @@
 //!   `coalesce` (`true`/`false`, default true), `rx_csum` (default true),
 //!   `vp_offset` (default 42).
 //! - hardware: the port's `mac` selects the vPort.
-//! - both: `pool_mem_limit_mb` caps RX pool memory.
+//! - both: `pool_mem_limit_mb` caps RX pool memory; `rx_buffers = "heap"`
+//!   takes every RX buffer from the global allocator instead of the
+//!   queue's page pool (for comparison only).
 
 pub mod device;
 pub mod driver;
@@ -30,8 +32,18 @@ pub use emu::{EmuConfig, EmuDevice, EmuLink, EmuStats, Fault, Garbage};
 use crate::port::{MacAddr, Port, PortConfig, PortError};
 use std::sync::Arc;
 
-const ARGS: &[&str] =
-    &["device", "wire", "afpacket", "pcap_in", "pcap_out", "coalesce", "rx_csum", "vp_offset", "pool_mem_limit_mb"];
+const ARGS: &[&str] = &[
+    "device",
+    "wire",
+    "afpacket",
+    "pcap_in",
+    "pcap_out",
+    "coalesce",
+    "rx_csum",
+    "vp_offset",
+    "pool_mem_limit_mb",
+    "rx_buffers",
+];
 
 fn flag(cfg: &PortConfig, k: &str, default: bool) -> Result<bool, PortError> {
     match cfg.args.get(k).map(String::as_str) {

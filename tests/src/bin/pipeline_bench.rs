@@ -7,7 +7,11 @@
 //! forward if it were fed without pause. The last line is
 //! `mpps_per_core=<value>`.
 //!
-//! Usage: pipeline_bench [--seconds S] [--warmup S] [--frame N] [--flows N] [--burst N]
+//! `--driver mana` runs the same with emulated MANA ports (the device
+//! emulation runs in the generator's and the worker's threads, as a NIC's
+//! work would not).
+//!
+//! Usage: pipeline_bench [--seconds S] [--warmup S] [--frame N] [--flows N] [--burst N] [--driver mem|mana]
 
 use dataplane::runtime::Runtime;
 use dataplane::testgen::GenConfig;
@@ -33,11 +37,17 @@ fn main() {
     let frame: usize = arg(&args, "--frame", 60);
     let flows: u32 = arg(&args, "--flows", 1024);
     let burst: usize = arg(&args, "--burst", 32);
+    let driver: String = arg(&args, "--driver", String::from("mem"));
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gen = GenConfig { rate_pps: 0, flows, frame_len: frame, burst: 32, ..Default::default() };
     let mut spec = vrouter_tests::two_port_spec("bench", 1, 1, Some(gen));
     spec.burst = burst;
+    for p in spec.ports.iter_mut().map(|p| &mut p.config).chain(
+        spec.generator.iter_mut().flat_map(|g| g.source.iter_mut().chain(g.sink.iter_mut())),
+    ) {
+        p.driver = driver.clone();
+    }
     spec.workers[0].core = Some(0);
     if let Some(g) = spec.generator.as_mut() {
         g.core = if cores > 1 { Some(1) } else { None };
@@ -70,7 +80,9 @@ fn main() {
     let mpps_core = hz as f64 / cpp / 1e6;
     let busy_frac = (cyc1 - cyc0) as f64 / (hz as f64 * dt);
     println!("machine: {} cores, TSC {:.2} GHz", cores, hz as f64 / 1e9);
-    println!("config: frame {frame} B, {flows} flows, burst {burst}, window {dt:.1} s after {warmup:.1} s warm-up");
+    println!(
+        "config: {driver} ports, frame {frame} B, {flows} flows, burst {burst}, window {dt:.1} s after {warmup:.1} s warm-up"
+    );
     println!(
         "generator offered {:.2} Mpps, received back {:.2} Mpps",
         (gtx1 - gtx0) as f64 / dt / 1e6,

@@ -69,7 +69,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Where the device's port is connected.
 #[derive(Clone)]
 pub enum EmuLink {
-    /// Not connected: transmitted frames are counted and dropped.
+    /// A wire to nowhere (link up): transmitted frames are counted
+    /// (`link_drops`) and dropped; frames arrive only through
+    /// [`EmuDevice::receive`].
     None,
     /// Back to back with the other device naming the same wire.
     Pair(String),
@@ -286,34 +288,54 @@ impl EqDev {
 
 struct CqState {
     w: EntryWriter<CQE_SIZE>,
-    /// Driver head from the last doorbell, reconstructed to full width.
-    db_head: u64,
-    armed: bool,
 }
 
+/// A CQ. Writers (the device side of one queue) hold `st`; doorbells are
+/// lock-free so a driver polling its CQ never waits for a sender.
 struct CqDev {
     st: Mutex<CqState>,
     id: u32,
+    n: u64,
     eq: Option<Arc<EqDev>>,
+    /// `tail_ptr` of the last CQ doorbell (head mod 8n).
+    db_tail: AtomicU64,
+    armed: AtomicBool,
+    /// CQEs written (mirror of the writer's count, for doorbells).
+    produced: AtomicU64,
 }
 
 impl CqDev {
     fn new(entries: u32, id: u32, eq: Option<Arc<EqDev>>) -> Result<CqDev, DeviceError> {
         let n = entries.max(64).next_power_of_two();
         let ring = Ring::new(n as usize * CQE_SIZE, id)?;
-        Ok(CqDev { st: Mutex::new(CqState { w: EntryWriter::new(ring), db_head: 0, armed: false }), id, eq })
+        Ok(CqDev {
+            st: Mutex::new(CqState { w: EntryWriter::new(ring) }),
+            id,
+            n: n as u64,
+            eq,
+            db_tail: AtomicU64::new(n as u64),
+            armed: AtomicBool::new(false),
+            produced: AtomicU64::new(0),
+        })
     }
 
     fn info(&self) -> RingInfo {
         lock(&self.st).w.ring.info()
     }
 
-    fn write(&self, st: &mut CqState, data: &[u8; 60], info: CqeInfo, c: &Counters) {
-        st.w.write(data, info.encode());
-        let lag = st.w.produced - st.db_head;
-        c.cq_doorbell_lag_max.fetch_max(lag, Ordering::Relaxed);
-        if st.armed {
-            st.armed = false;
+    /// The driver's consumed count (device numbering, from 0) at its last
+    /// doorbell. Its head starts at n and is at most produced + n; by the
+    /// doorbell rule it is within 8 wraps, so tail = head mod 8n pins it.
+    fn db_consumed(&self, produced: u64) -> u64 {
+        let n8 = self.n * 8;
+        let tail = self.db_tail.load(Ordering::Acquire) % n8;
+        let top = produced + self.n;
+        let head = top - ((top + n8 - tail) % n8);
+        head.saturating_sub(self.n)
+    }
+
+    fn signal(&self, c: &Counters) {
+        if self.armed.swap(false, Ordering::AcqRel) {
             if let Some(eq) = &self.eq {
                 eq.post(&Eqe::completion(self.id));
                 c.eqes.inc();
@@ -321,26 +343,27 @@ impl CqDev {
         }
     }
 
+    fn write(&self, st: &mut CqState, data: &[u8; 60], info: CqeInfo, c: &Counters) {
+        st.w.write(data, info.encode());
+        let p = st.w.produced;
+        self.produced.store(p, Ordering::Release);
+        let lag = p - self.db_consumed(p);
+        if lag > c.cq_doorbell_lag_max.load(Ordering::Relaxed) {
+            c.cq_doorbell_lag_max.fetch_max(lag, Ordering::Relaxed);
+        }
+        if self.armed.load(Ordering::Relaxed) {
+            self.signal(c);
+        }
+    }
+
     fn doorbell(&self, tail: u32, arm: bool, c: &Counters) {
-        let mut st = lock(&self.st);
-        let n = st.w.n as u64;
-        let n8 = n * 8;
-        // The driver's head starts at n and is at most produced + n; by the
-        // doorbell rule it is within 8 wraps, so its low bits (tail = head
-        // mod 8n) pin it down.
-        let top = st.w.produced + n;
-        let head = top - ((top + n8 - tail as u64 % n8) % n8);
-        st.db_head = head.saturating_sub(n);
+        self.db_tail.store(tail as u64, Ordering::Release);
         if arm {
-            if st.w.produced > st.db_head {
+            self.armed.store(true, Ordering::SeqCst);
+            let p = self.produced.load(Ordering::SeqCst);
+            if p > self.db_consumed(p) {
                 // Unconsumed completions are already there: signal now.
-                st.armed = false;
-                if let Some(eq) = &self.eq {
-                    eq.post(&Eqe::completion(self.id));
-                    c.eqes.inc();
-                }
-            } else {
-                st.armed = true;
+                self.signal(c);
             }
         }
     }
@@ -376,6 +399,8 @@ struct SqDev {
 struct RqDev {
     ring: Ring,
     st: Mutex<WqState>,
+    /// Producer position from the last RQ doorbell (lock-free).
+    posted: AtomicU32,
     cq: Arc<CqDev>,
 }
 
@@ -552,6 +577,18 @@ impl EmuDevice {
     /// tests and generators without a peer device).
     pub fn receive(&self, frame: &[u8]) {
         self.inner.deliver(&[(frame.as_ptr(), frame.len())]);
+    }
+
+    /// Receives a batch of frames from the wire (up to 32 share the
+    /// device's per-batch work, as a burst arriving at once would).
+    pub fn receive_many(&self, frames: &[&[u8]]) {
+        let mut v = [(std::ptr::null::<u8>(), 0usize); BATCH];
+        for chunk in frames.chunks(BATCH) {
+            for (d, f) in v.iter_mut().zip(chunk) {
+                *d = (f.as_ptr(), f.len());
+            }
+            self.inner.deliver(&v[..chunk.len()]);
+        }
     }
 
     /// Whether the device is up (not resetting or removed).
@@ -871,6 +908,14 @@ impl Inner {
     fn rx_into(&self, rq: &RqDev, frames: &[(*const u8, usize)], group: &[(usize, u32, RssType)]) {
         let keys = self.keys.load();
         let mut st = lock(&rq.st);
+        let posted = rq.posted.load(Ordering::Acquire);
+        // The device never takes more than the ring holds: a doorbell
+        // beyond that is ignored.
+        if posted.wrapping_sub(st.consumed) <= rq.ring.size as u32 {
+            st.posted = posted;
+        } else {
+            self.c.doorbells_bad.inc();
+        }
         let mut cq = lock(&rq.cq.st);
         let mask = (rq.ring.size - 1) as u32;
         let mut open: Option<RxCompOob> = None;
@@ -1153,6 +1198,7 @@ impl Device for EmuDevice {
             let rq = Arc::new(RqDev {
                 ring: Ring::new(rq_bytes, i.new_qid())?,
                 st: Mutex::new(WqState { consumed: 0, posted: 0 }),
+                posted: AtomicU32::new(0),
                 cq,
             });
             res.push(RxQueueRes { rq: rq.ring.info(), cq: rq.cq.info() });
@@ -1222,13 +1268,7 @@ impl Device for EmuDevice {
                 if take(&i.f.drop_db) {
                     return i.c.doorbells_dropped.inc();
                 }
-                let mut st = lock(&rq.st);
-                // The device never takes more than the ring holds.
-                if tail.wrapping_sub(st.consumed) > rq.ring.size as u32 {
-                    drop(st);
-                    return i.c.doorbells_bad.inc();
-                }
-                st.posted = tail;
+                rq.posted.store(tail, Ordering::Release);
             }
             Doorbell::Cq { qid, tail, arm } => match q.cq.get(&qid) {
                 Some(cq) => cq.doorbell(tail, arm, &i.c),
@@ -1250,7 +1290,7 @@ impl Device for EmuDevice {
         let i = &self.inner;
         i.up()
             && match &i.cfg.link {
-                EmuLink::None => false,
+                EmuLink::None => true,
                 EmuLink::Pair(_) => i.peer.load().as_ref().is_some_and(|p| p.up()),
                 EmuLink::Io(_) => true,
             }

@@ -60,7 +60,12 @@ fn sample_snapshot() -> StatsSnapshot {
                 link: LinkState { up: true, speed_mbps: 0 },
                 rx: vec![
                     RxQueueStats {
-                        queue: QueueStats { packets: 10, bytes: 600, drops: vec![("no_buffer", 2), ("oversize", 1)], counters: vec![] },
+                        queue: QueueStats {
+                            packets: 10,
+                            bytes: 600,
+                            drops: vec![("no_buffer", 2), ("oversize", 1)],
+                            counters: vec![],
+                        },
                         pool: pool("p0-rx0", 0),
                     },
                     RxQueueStats {

@@ -43,9 +43,12 @@ fn main() {
     let gen = GenConfig { rate_pps: 0, flows, frame_len: frame, burst: 32, ..Default::default() };
     let mut spec = vrouter_tests::two_port_spec("bench", 1, 1, Some(gen));
     spec.burst = burst;
-    for p in spec.ports.iter_mut().map(|p| &mut p.config).chain(
-        spec.generator.iter_mut().flat_map(|g| g.source.iter_mut().chain(g.sink.iter_mut())),
-    ) {
+    for p in spec
+        .ports
+        .iter_mut()
+        .map(|p| &mut p.config)
+        .chain(spec.generator.iter_mut().flat_map(|g| g.source.iter_mut().chain(g.sink.iter_mut())))
+    {
         p.driver = driver.clone();
     }
     spec.workers[0].core = Some(0);

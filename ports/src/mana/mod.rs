@@ -21,6 +21,8 @@ pub mod device;
 pub mod driver;
 pub mod emu;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "mana-hw")]
 pub mod hw;
 pub mod queue;

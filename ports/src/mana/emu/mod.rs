@@ -330,7 +330,7 @@ impl CqDev {
         let n8 = self.n * 8;
         let tail = self.db_tail.load(Ordering::Acquire) % n8;
         let top = produced + self.n;
-        let head = top - ((top + n8 - tail) % n8);
+        let head = top.saturating_sub((top + n8 - tail) % n8);
         head.saturating_sub(self.n)
     }
 
@@ -347,7 +347,7 @@ impl CqDev {
         st.w.write(data, info.encode());
         let p = st.w.produced;
         self.produced.store(p, Ordering::Release);
-        let lag = p - self.db_consumed(p);
+        let lag = p.saturating_sub(self.db_consumed(p));
         if lag > c.cq_doorbell_lag_max.load(Ordering::Relaxed) {
             c.cq_doorbell_lag_max.fetch_max(lag, Ordering::Relaxed);
         }
@@ -429,6 +429,8 @@ struct Queues {
     cq: HashMap<u32, Arc<CqDev>>,
     /// RX queues in RSS order.
     rx: Vec<Arc<RqDev>>,
+    /// TX queues in creation order.
+    tx: Vec<Arc<SqDev>>,
     eq: Option<Arc<EqDev>>,
 }
 
@@ -591,6 +593,28 @@ impl EmuDevice {
         }
     }
 
+    /// Writes `raw` as the next CQE of RX queue `queue`'s CQ (`rx`) or TX
+    /// queue `queue`'s CQ: with correct owner bits unless `raw_owner`, in
+    /// which case the 64 bytes go in as they are. For fuzzing the driver's
+    /// completion handling. Returns false if the queue does not exist.
+    pub fn write_raw_cqe(&self, rx: bool, queue: usize, raw: &[u8; CQE_SIZE], raw_owner: bool) -> bool {
+        let q = self.inner.queues.load();
+        let cq = if rx { q.rx.get(queue).map(|r| &r.cq) } else { q.tx.get(queue).map(|s| &s.cq) };
+        let Some(cq) = cq else { return false };
+        let mut st = lock(&cq.st);
+        let (body, info) = cqe_split(raw);
+        if raw_owner {
+            let slot = (st.w.produced % st.w.n as u64) as usize * CQE_SIZE;
+            let p = st.w.ring.ptr(slot);
+            // SAFETY: the slot lies inside the CQ ring.
+            unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), p, CQE_SIZE) };
+            st.w.produced += 1;
+        } else {
+            cq.write(&mut st, body, info, &self.inner.c);
+        }
+        true
+    }
+
     /// Whether the device is up (not resetting or removed).
     pub fn is_up(&self) -> bool {
         self.inner.status.load(Ordering::Acquire) == UP
@@ -669,6 +693,7 @@ impl Inner {
             rq: cur.rq.clone(),
             cq: cur.cq.clone(),
             rx: cur.rx.clone(),
+            tx: cur.tx.clone(),
             eq: cur.eq.clone(),
         };
         f(&mut q);
@@ -678,6 +703,14 @@ impl Inner {
     fn io_rx_loop(&self, io: &dyn FrameIo) {
         let mut buf = vec![0u8; MAX_FRAME];
         while !self.stop.load(Ordering::Acquire) {
+            // Frames stay with the back-end until the driver has RX queues
+            // with posted buffers: the thread starts with the device, before
+            // the driver has built anything, and a pcap replay read now would
+            // be lost (`link_drops`) before the port could ever see it.
+            if !self.rx_ready() {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
             match io.wait(Duration::from_millis(20)) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -695,6 +728,13 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Whether received frames have somewhere to go: the device is up and
+    /// every RX queue has had buffers posted by an RQ doorbell.
+    fn rx_ready(&self) -> bool {
+        let q = self.queues.load();
+        self.up() && !q.rx.is_empty() && q.rx.iter().all(|rq| rq.posted.load(Ordering::Acquire) != 0)
     }
 
     /// Processes an SQ from its consumer position to the doorbell tail.
@@ -1166,6 +1206,7 @@ impl Device for EmuDevice {
         let res = TxQueueRes { sq: sq.ring.info(), cq: cq.info(), vp_offset: i.cfg.vp_offset };
         i.publish(|q| {
             q.cq.insert(cq.id, cq);
+            q.tx.push(sq.clone());
             q.sq.insert(sq.ring.id, sq);
         });
         Ok(res)

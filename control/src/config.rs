@@ -409,19 +409,25 @@ impl Config {
 
     fn generator_spec(&self, g: &GeneratorSection, ports: &[PortSpec]) -> Result<GenSpec, ConfigError> {
         let on_wire = |w: &str| {
-            ports.iter().find(|p| p.config.driver == "mem" && p.config.args.get("wire").map(String::as_str) == Some(w))
+            ports.iter().find(|p| {
+                matches!(p.config.driver.as_str(), "mem" | "mana")
+                    && p.config.args.get("wire").map(String::as_str) == Some(w)
+            })
         };
         let end = |name: &str, wire: &str| -> Result<PortConfig, ConfigError> {
             let Some(rp) = on_wire(wire) else {
-                return err(format!("generator: no mem port of the router is on wire {wire:?}"));
+                return err(format!("generator: no mem or mana port of the router is on wire {wire:?}"));
             };
+            // The generator's end uses the same driver as the router's.
             let mut args = BTreeMap::new();
             args.insert("wire".to_string(), wire.to_string());
-            args.insert("max_mtu".to_string(), rp.config.mtu.max(1500).to_string());
+            if rp.config.driver == "mem" {
+                args.insert("max_mtu".to_string(), rp.config.mtu.max(1500).to_string());
+            }
             Ok(PortConfig {
                 id: PortId(u16::MAX),
                 name: name.into(),
-                driver: "mem".into(),
+                driver: rp.config.driver.clone(),
                 rx_queues: 1,
                 tx_queues: 1,
                 rx_ring: 1024,

@@ -31,7 +31,7 @@ fn demo_config_forwards_generator_traffic() {
     let s = rt.snapshot();
     let report = rt.stop().expect("stop");
     let (p0, p1) = (&s.ports[0], &s.ports[1]);
-    assert!(p0.link.up && p1.link.up);
+    assert!(p0.link.up && p1.link.up, "links: p0 {:?}, p1 {:?}", p0.link, p1.link);
     assert!(p0.rx_packets() > 50_000, "p0 received {}", p0.rx_packets());
     assert!(p1.tx_packets() > 50_000, "p1 sent {}", p1.tx_packets());
     let g = report.final_stats.generator.clone().expect("gen");
@@ -83,7 +83,7 @@ fn broken_configs_name_the_problem() {
         ),
         ("[[route]]\nprefix = \"10.1.0.0/16\"\naction = \"explode\"\n", "unknown variant `explode`"),
         ("[[worker]]\nrx = [\"p0\"]\n", "is not \"port:queue\""),
-        ("[generator]\nsource_wire = \"nowhere\"\n", "no mem port of the router is on wire \"nowhere\""),
+        ("[generator]\nsource_wire = \"nowhere\"\n", "no mem or mana port of the router is on wire \"nowhere\""),
         ("[generator]\nsource_wire = \"w0\"\nframe_len = 20\n", "frame_len 20 out of range"),
         ("[generator]\n", "give a source_wire, a sink_wire or both"),
         (

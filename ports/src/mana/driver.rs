@@ -568,9 +568,14 @@ impl Shared {
                         }
                         Polled::Empty => break,
                         Polled::Overflow => {
+                            // Events are lost, completions are not: catch
+                            // up with the device. Only an EQ that cannot be
+                            // resynchronised makes the queues be rebuilt.
                             self.ev.eq_overflow.inc();
-                            self.recover.store(true, Ordering::Release);
-                            break;
+                            if !eq.resync() {
+                                self.recover.store(true, Ordering::Release);
+                                break;
+                            }
                         }
                     }
                 }

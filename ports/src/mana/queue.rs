@@ -261,6 +261,20 @@ impl EventQueue {
     pub fn doorbell(&self, arm: bool) -> u64 {
         db_eq(self.id, (self.head % (self.n as u64 * 8)) as u32, arm)
     }
+
+    /// After an overflow: skips whole wraps until the slot at the head is
+    /// in step with the device again (the events in between are lost).
+    /// Returns false if it is not after 8 wraps.
+    pub fn resync(&mut self) -> bool {
+        for _ in 0..8 {
+            self.head += self.n as u64;
+            // SAFETY: as in poll.
+            if !matches!(unsafe { poll_slot::<EQE_SIZE>(self.base, self.n, self.head) }, Polled::Overflow) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -376,5 +390,34 @@ mod tests {
         assert_eq!(cq.since_doorbell(), 8 * n);
         let db = cq.doorbell(false);
         assert_eq!(decode_doorbell(DB_CQ, db), Some(Doorbell::Cq { qid: 7, tail: n as u32, arm: false }));
+    }
+
+    #[test]
+    fn eq_resyncs_after_the_device_laps_it() {
+        let (_m, r) = ring(4096);
+        // SAFETY: the region outlives the queue.
+        let mut eq = unsafe { EventQueue::new(r) };
+        let n = eq.n as u64;
+        let write = |p: u64| {
+            let e =
+                Eqe { eqe_type: EQE_COMPLETION, owner_bits: owner_to_write(p, n as u32), ..Eqe::completion(p as u32) };
+            let slot = (p % n) as usize;
+            // SAFETY: test ring, within bounds.
+            unsafe { std::ptr::copy_nonoverlapping(e.encode().as_ptr(), r.base.as_ptr().add(slot * 16), 16) };
+        };
+        // The device writes two and a half wraps while nobody reads.
+        let total = 2 * n + n / 2;
+        for p in 0..total {
+            write(p);
+        }
+        assert_eq!(eq.poll(), Polled::Overflow);
+        assert!(eq.resync());
+        // Reading resumes at the entries of the latest wrap.
+        let mut seen = 0;
+        while let Polled::Entry(e) = eq.poll() {
+            assert_eq!(e.cq_id() as u64, 2 * n + seen);
+            seen += 1;
+        }
+        assert_eq!(seen, n / 2);
     }
 }

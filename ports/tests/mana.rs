@@ -456,6 +456,17 @@ fn rss_spreads_flows_and_keeps_each_on_one_queue() {
     assert_eq!(total, 512);
     let per_q: Vec<usize> = (0..4).map(|q| flows.values().filter(|v| **v == q).count()).collect();
     assert!(per_q.iter().all(|&n| n > 0), "64 flows over 4 queues: {per_q:?}");
+
+    // A new indirection table takes effect on the live queues: all to 2.
+    let mut cfg = p.b.rss();
+    cfg.reta = vec![2; 64];
+    p.b.set_rss(&cfg).expect("set_rss");
+    send(tx.as_mut(), &gen, &frames[..64]);
+    let got = recv(rxs[2].as_mut(), 64);
+    assert_eq!(got.len(), 64);
+    assert!(got.iter().all(|p| p.queue() == 2));
+    cfg.reta = vec![4; 64];
+    assert!(p.b.set_rss(&cfg).is_err(), "queue 4 does not exist");
 }
 
 fn wait_for(what: &str, f: impl Fn() -> bool) {

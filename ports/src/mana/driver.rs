@@ -49,6 +49,8 @@ pub const DRIVER: &str = "mana";
 const HEADROOM: u16 = 128;
 /// One TX CQE is requested at least every this many WQEs.
 const TX_CQE_EVERY: u32 = 32;
+/// `supress_txcqe_gen`: bit 7 of the OOB's first byte.
+const TX_OOB_SUPPRESS_BIT: u8 = 1 << 7;
 /// EQ entries (Linux: 2048).
 const EQ_ENTRIES: u32 = 2048;
 
@@ -817,6 +819,12 @@ struct RxRing {
     queue: u16,
     /// The CQ is armed (an event is requested on the next completion).
     armed: bool,
+    /// Packets of a coalesced completion that did not fit in the caller's
+    /// burst; delivered first next time.
+    stash: [Option<Pkt>; 3],
+    /// Next stashed packet to deliver, and how many were stashed.
+    stash_pos: usize,
+    stash_len: usize,
 }
 
 impl RxRing {
@@ -840,6 +848,9 @@ impl RxRing {
             port,
             queue,
             armed: true,
+            stash: [None, None, None],
+            stash_pos: 0,
+            stash_len: 0,
         }
     }
 
@@ -988,10 +999,22 @@ impl ManaRxQueue {
             return 0;
         }
         let before = out.len();
+        // Packets left over from a coalesced completion go first.
+        while r.stash_pos < r.stash_len && out.remaining() > 0 {
+            if let Some(p) = r.stash[r.stash_pos].take() {
+                let _ = out.push(p);
+            }
+            r.stash_pos += 1;
+        }
+        if r.stash_pos < r.stash_len {
+            return out.len() - before;
+        }
+        r.stash_pos = 0;
+        r.stash_len = 0;
         let (mut pkts, mut bytes) = (0u64, 0u64);
         let mut reposted = false;
         let mut found = 0u32;
-        while out.remaining() >= 4 {
+        while out.remaining() > 0 {
             let cqe = match r.cq.poll() {
                 Polled::Entry(e) => e,
                 Polled::Empty => break,
@@ -1074,8 +1097,15 @@ impl ManaRxQueue {
                 old.set_offload(rx_offload(&oob));
                 pkts += 1;
                 bytes += len as u64;
-                // Cannot fail: at least 4 slots remain per CQE.
-                let _ = out.push(old);
+                if out.remaining() > 0 {
+                    let _ = out.push(old);
+                } else {
+                    // At most 3 of a CQE's 4 packets can miss the burst.
+                    if let Some(slot) = r.stash.get_mut(r.stash_len) {
+                        *slot = Some(old);
+                        r.stash_len += 1;
+                    }
+                }
             }
             if k > 0 {
                 c.cqe_pkts[k - 1].inc();
@@ -1433,6 +1463,16 @@ impl ManaTxQueue {
             r.stopped = false;
         }
         if sent > 0 {
+            // The last WQE posted must ask for a CQE, or it (and the
+            // suppressed ones before it) would wait for later traffic. The
+            // burst may have ended early (ring full, drops), so clear its
+            // suppress bit now, before the device is told about it.
+            let last = (r.head.wrapping_sub(1) & r.mask) as usize;
+            if let Some(d) = r.desc[last].as_mut().filter(|d| d.suppressed) {
+                d.suppressed = false;
+                r.sq.clear_oob_bits(d.off, 0, TX_OOB_SUPPRESS_BIT);
+                r.since_cqe = 0;
+            }
             sh.dev.doorbell(DB_SQ, db_sq(r.sq.id(), r.sq.doorbell_tail()));
         }
         c.packets.add(sent as u64);

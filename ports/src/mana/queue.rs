@@ -122,6 +122,17 @@ impl WorkQueue {
         Ok(bu)
     }
 
+    /// Clears `mask` in byte `byte` of the inline OOB of the WQE at ring
+    /// offset `off` (before its doorbell is rung).
+    pub fn clear_oob_bits(&mut self, off: u32, byte: usize, mask: u8) {
+        let at = (off as usize + WQE_HEADER_SIZE + byte.min(23)) & self.mask as usize;
+        // SAFETY: `at` is masked into the ring, which is valid for writes.
+        unsafe {
+            let p = self.base.add(at);
+            p.write(p.read() & !mask);
+        }
+    }
+
     /// Frees `bu` basic units at the tail (a completed WQE).
     #[inline]
     pub fn complete(&mut self, bu: u32) {

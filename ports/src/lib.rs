@@ -24,6 +24,13 @@ pub use port::{
 };
 pub use region::{HugepagePolicy, MemRegion, PageKind};
 
+/// Locks a mutex, recovering from poisoning: the driver-side state behind
+/// these locks is updated in short sections that leave it consistent at
+/// every step, so a panic elsewhere cannot leave it half written.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A driver's constructor.
 pub type OpenFn = fn(&PortConfig) -> Result<Box<dyn Port>, PortError>;
 

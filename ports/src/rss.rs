@@ -49,6 +49,26 @@ impl Toeplitz {
     }
 }
 
+/// A live RSS configuration in the form the receive path uses: the
+/// Toeplitz table for the key, and the indirection table with its mask.
+pub(crate) struct RssTable {
+    pub(crate) toeplitz: Toeplitz,
+    pub(crate) reta: Box<[u16]>,
+    pub(crate) mask: u32,
+    pub(crate) l4: bool,
+}
+
+impl RssTable {
+    pub(crate) fn new(cfg: &crate::port::RssConfig) -> RssTable {
+        RssTable {
+            toeplitz: Toeplitz::new(&cfg.key),
+            reta: cfg.reta.clone().into_boxed_slice(),
+            mask: cfg.reta.len().max(1) as u32 - 1,
+            l4: cfg.l4,
+        }
+    }
+}
+
 /// Extracts the RSS input (addresses, then ports when `l4`) of an Ethernet
 /// frame into `out`; returns the input length and hash type. Unknown or
 /// malformed frames give `(0, RssType::None)`.

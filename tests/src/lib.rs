@@ -81,3 +81,18 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         neigh: Default::default(),
     }
 }
+
+/// A `--name value` command-line option of a benchmark binary, or
+/// `default`; exits with a message when the value does not parse.
+pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    match args.iter().position(|a| a == name) {
+        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
+            Some(v) => v,
+            None => {
+                eprintln!("{name} needs a value");
+                std::process::exit(2)
+            }
+        },
+        None => default,
+    }
+}

@@ -37,11 +37,12 @@ use super::format::*;
 use super::queue::*;
 use crate::buf::{Offload, Pkt, PktBurst, RssType};
 use crate::counter::{Counter, SharedCounter};
+use crate::lock;
 use crate::pool::{PagePool, PoolConfig};
 use crate::port::*;
 use crate::region::HugepagePolicy;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,12 +54,6 @@ const TX_CQE_EVERY: u32 = 32;
 const TX_OOB_SUPPRESS_BIT: u8 = 1 << 7;
 /// EQ entries (Linux: 2048).
 const EQ_ENTRIES: u32 = 2048;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Control-path state is updated in short sections that keep it
-    // consistent; recover from a poisoned lock.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Queue and buffer geometry of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,20 +125,63 @@ struct TxCounters {
     cq_overflow: Counter,
 }
 
-struct RxSlot {
+/// What a queue's handle and the service thread share about its ring.
+struct QueueSlot<R> {
+    /// A handle exists.
     taken: AtomicBool,
-    /// Set by the handle while it works on rings (see `Shared::quiesce`).
+    /// Set by the handle while it works on its ring (see `Shared::teardown`).
     busy: AtomicBool,
+    /// A ring built by the service thread (or handed back by a handle) for
+    /// the next handle to take.
+    next: Mutex<Option<Box<R>>>,
+}
+
+/// Rings know which queue set (epoch) they belong to.
+trait Epoch {
+    fn epoch(&self) -> u64;
+}
+
+impl<R: Epoch> QueueSlot<R> {
+    fn new() -> Self {
+        QueueSlot { taken: AtomicBool::new(false), busy: AtomicBool::new(false), next: Mutex::new(None) }
+    }
+
+    /// The ring published for `epoch`, if any.
+    fn take(&self, epoch: u64) -> Option<Box<R>> {
+        let mut next = lock(&self.next);
+        if next.as_ref().is_some_and(|r| r.epoch() == epoch) {
+            next.take()
+        } else {
+            None
+        }
+    }
+
+    /// A handle goes: a ring of the live queue set is handed back so its
+    /// buffers stay posted for the next taker; a stale one is dropped (its
+    /// buffers return to their pools).
+    fn release(&self, ring: Option<Box<R>>, epoch: &AtomicU64) {
+        self.busy.swap(true, Ordering::SeqCst);
+        if let Some(r) = ring {
+            if r.epoch() == epoch.load(Ordering::SeqCst) {
+                let mut next = lock(&self.next);
+                if next.is_none() {
+                    *next = Some(r);
+                }
+            }
+        }
+        self.busy.store(false, Ordering::SeqCst);
+        self.taken.store(false, Ordering::Release);
+    }
+}
+
+struct RxSlot {
+    q: QueueSlot<RxRing>,
     pool: Mutex<PagePool>,
-    /// A ring built by the service thread, for the handle to take.
-    next: Mutex<Option<Box<RxRing>>>,
     c: RxCounters,
 }
 
 struct TxSlot {
-    taken: AtomicBool,
-    busy: AtomicBool,
-    next: Mutex<Option<Box<TxRing>>>,
+    q: QueueSlot<TxRing>,
     c: TxCounters,
 }
 
@@ -275,22 +313,13 @@ impl ManaPort {
         let rxq = (0..cfg.rx_queues)
             .map(|q| {
                 Ok(RxSlot {
-                    taken: AtomicBool::new(false),
-                    busy: AtomicBool::new(false),
+                    q: QueueSlot::new(),
                     pool: Mutex::new(make_pool(&cfg.name, q, &geo, buffers, cfg.hugepages, heap)?),
-                    next: Mutex::new(None),
                     c: RxCounters::default(),
                 })
             })
             .collect::<Result<Vec<_>, PortError>>()?;
-        let txq = (0..cfg.tx_queues)
-            .map(|_| TxSlot {
-                taken: AtomicBool::new(false),
-                busy: AtomicBool::new(false),
-                next: Mutex::new(None),
-                c: TxCounters::default(),
-            })
-            .collect();
+        let txq = (0..cfg.tx_queues).map(|_| TxSlot { q: QueueSlot::new(), c: TxCounters::default() }).collect();
         let sh = Arc::new(Shared {
             id: cfg.id,
             name: cfg.name.clone(),
@@ -394,7 +423,7 @@ impl ManaPort {
             .txq
             .get(q.0 as usize)
             .ok_or(PortError::QueueOutOfRange { queue: q, queues: self.sh.txq.len() as u16 })?;
-        if slot.taken.swap(true, Ordering::AcqRel) {
+        if slot.q.taken.swap(true, Ordering::AcqRel) {
             return Err(PortError::QueueInUse(q));
         }
         Ok(ManaTxQueue { sh: self.sh.clone(), q: q.0 as usize, epoch: u64::MAX, ring: None })
@@ -505,10 +534,10 @@ impl Shared {
             rings.push(r);
         }
         for (slot, r) in self.rxq.iter().zip(rings) {
-            *lock(&slot.next) = Some(Box::new(r));
+            *lock(&slot.q.next) = Some(Box::new(r));
         }
         for (slot, r) in self.txq.iter().zip(tx) {
-            *lock(&slot.next) = Some(Box::new(r));
+            *lock(&slot.q.next) = Some(Box::new(r));
         }
         self.epoch.store(epoch, Ordering::Release);
         self.running.store(true, Ordering::Release);
@@ -525,16 +554,16 @@ impl Shared {
         // A handle sets `busy` (a full barrier) before reading the epoch, so
         // once `busy` is seen clear here any later burst sees the new epoch
         // and touches no ring.
-        for b in self.rxq.iter().map(|s| &s.busy).chain(self.txq.iter().map(|s| &s.busy)) {
+        for b in self.rxq.iter().map(|s| &s.q.busy).chain(self.txq.iter().map(|s| &s.q.busy)) {
             while b.load(Ordering::SeqCst) {
                 std::thread::yield_now();
             }
         }
         for s in &self.rxq {
-            lock(&s.next).take();
+            lock(&s.q.next).take();
         }
         for s in &self.txq {
-            lock(&s.next).take();
+            lock(&s.q.next).take();
         }
         ctl.eq = None;
         self.dev.destroy_queues();
@@ -736,7 +765,7 @@ impl Port for ManaPort {
             .rxq
             .get(q.0 as usize)
             .ok_or(PortError::QueueOutOfRange { queue: q, queues: self.sh.rxq.len() as u16 })?;
-        if slot.taken.swap(true, Ordering::AcqRel) {
+        if slot.q.taken.swap(true, Ordering::AcqRel) {
             return Err(PortError::QueueInUse(q));
         }
         let pool = lock(&slot.pool).clone();
@@ -825,6 +854,12 @@ struct RxRing {
     /// Next stashed packet to deliver, and how many were stashed.
     stash_pos: usize,
     stash_len: usize,
+}
+
+impl Epoch for RxRing {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
 }
 
 impl RxRing {
@@ -947,20 +982,7 @@ pub struct ManaRxQueue {
 
 impl Drop for ManaRxQueue {
     fn drop(&mut self) {
-        let slot = &self.sh.rxq[self.q];
-        slot.busy.swap(true, Ordering::SeqCst);
-        // Hand a live ring back so the queue keeps its buffers posted for
-        // the next taker; a stale one is dropped (buffers return).
-        if let Some(r) = self.ring.take() {
-            if r.epoch == self.sh.epoch.load(Ordering::SeqCst) {
-                let mut next = lock(&slot.next);
-                if next.is_none() {
-                    *next = Some(r);
-                }
-            }
-        }
-        slot.busy.store(false, Ordering::SeqCst);
-        slot.taken.store(false, Ordering::Release);
+        self.sh.rxq[self.q].q.release(self.ring.take(), &self.sh.epoch);
     }
 }
 
@@ -971,12 +993,7 @@ impl ManaRxQueue {
     fn resync(&mut self, epoch: u64) {
         self.ring = None;
         self.epoch = epoch;
-        let slot = &self.sh.rxq[self.q];
-        let mut next = lock(&slot.next);
-        if next.as_ref().is_some_and(|r| r.epoch == epoch) {
-            self.ring = next.take();
-        }
-        drop(next);
+        self.ring = self.sh.rxq[self.q].q.take(epoch);
         if let Some(r) = &self.ring {
             if !PagePool::ptr_eq(&r.pool, &self.pool) {
                 // A reconfiguration replaced the pool: this thread owns the
@@ -1146,9 +1163,9 @@ impl RxQueue for ManaRxQueue {
 
     fn rx_burst(&mut self, out: &mut PktBurst) -> usize {
         // A full barrier before the epoch is read (see Shared::teardown).
-        self.sh.rxq[self.q].busy.swap(true, Ordering::SeqCst);
+        self.sh.rxq[self.q].q.busy.swap(true, Ordering::SeqCst);
         let n = self.burst(out);
-        self.sh.rxq[self.q].busy.store(false, Ordering::Release);
+        self.sh.rxq[self.q].q.busy.store(false, Ordering::Release);
         n
     }
 }
@@ -1180,6 +1197,12 @@ struct TxRing {
     since_cqe: u32,
     stopped: bool,
     armed: bool,
+}
+
+impl Epoch for TxRing {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
 }
 
 impl TxRing {
@@ -1239,18 +1262,7 @@ pub struct ManaTxQueue {
 
 impl Drop for ManaTxQueue {
     fn drop(&mut self) {
-        let slot = &self.sh.txq[self.q];
-        slot.busy.swap(true, Ordering::SeqCst);
-        if let Some(r) = self.ring.take() {
-            if r.epoch == self.sh.epoch.load(Ordering::SeqCst) {
-                let mut next = lock(&slot.next);
-                if next.is_none() {
-                    *next = Some(r);
-                }
-            }
-        }
-        slot.busy.store(false, Ordering::SeqCst);
-        slot.taken.store(false, Ordering::Release);
+        self.sh.txq[self.q].q.release(self.ring.take(), &self.sh.epoch);
     }
 }
 
@@ -1259,10 +1271,7 @@ impl ManaTxQueue {
     fn resync(&mut self, epoch: u64) {
         self.ring = None;
         self.epoch = epoch;
-        let mut next = lock(&self.sh.txq[self.q].next);
-        if next.as_ref().is_some_and(|r| r.epoch == epoch) {
-            self.ring = next.take();
-        }
+        self.ring = self.sh.txq[self.q].q.take(epoch);
     }
 
     /// Reaps TX completions: frees buffers and advances the SQ tail.
@@ -1341,9 +1350,9 @@ impl ManaTxQueue {
     /// segments, for example). All or nothing: on failure the segments are
     /// returned.
     pub fn tx_chain(&mut self, segs: Vec<Pkt>) -> Result<(), Vec<Pkt>> {
-        self.sh.txq[self.q].busy.swap(true, Ordering::SeqCst);
+        self.sh.txq[self.q].q.busy.swap(true, Ordering::SeqCst);
         let r = self.chain_inner(segs);
-        self.sh.txq[self.q].busy.store(false, Ordering::Release);
+        self.sh.txq[self.q].q.busy.store(false, Ordering::Release);
         r
     }
 
@@ -1487,9 +1496,9 @@ impl TxQueue for ManaTxQueue {
     }
 
     fn tx_burst(&mut self, pkts: &mut PktBurst) -> usize {
-        self.sh.txq[self.q].busy.swap(true, Ordering::SeqCst);
+        self.sh.txq[self.q].q.busy.swap(true, Ordering::SeqCst);
         let n = self.burst(pkts);
-        self.sh.txq[self.q].busy.store(false, Ordering::Release);
+        self.sh.txq[self.q].q.busy.store(false, Ordering::Release);
         n
     }
 }

@@ -22,9 +22,10 @@ mod ring;
 
 use crate::buf::{PktBurst, RssType};
 use crate::counter::Counter;
+use crate::lock;
 use crate::pool::{PagePool, PoolConfig};
 use crate::port::*;
-use crate::rss::{flow_input, Toeplitz, MAX_INPUT};
+use crate::rss::{flow_input, RssTable, MAX_INPUT};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ring::FrameRing;
 use std::collections::BTreeMap;
@@ -36,24 +37,6 @@ pub const DRIVER: &str = "mem";
 pub const MAX_QUEUES: u16 = 16;
 const ETH_OVERHEAD: usize = 18; // header + one VLAN tag
 const HEADROOM: u16 = 128;
-
-struct RssState {
-    toeplitz: Toeplitz,
-    reta: Box<[u16]>,
-    mask: u32,
-    l4: bool,
-}
-
-impl RssState {
-    fn new(cfg: &RssConfig) -> RssState {
-        RssState {
-            toeplitz: Toeplitz::new(&cfg.key),
-            reta: cfg.reta.clone().into_boxed_slice(),
-            mask: cfg.reta.len() as u32 - 1,
-            l4: cfg.l4,
-        }
-    }
-}
 
 #[derive(Default)]
 struct TxCounters {
@@ -87,7 +70,7 @@ struct EndShared {
     started: AtomicBool,
     rx_ring: u32,
     rss_cfg: Mutex<RssConfig>,
-    rss: ArcSwap<RssState>,
+    rss: ArcSwap<RssTable>,
     rxq: Vec<RxQueueShared>,
     txq: Vec<TxQueueShared>,
 }
@@ -106,12 +89,6 @@ struct Wire {
 }
 
 static WIRES: Mutex<BTreeMap<String, Arc<Wire>>> = Mutex::new(BTreeMap::new());
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave their data half
-    // updated (each critical section is a few assignments), so recover.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A `mem` port: one end of a named in-process wire.
 pub struct MemPort {
@@ -204,7 +181,7 @@ impl MemPort {
             max_mtu,
             started: AtomicBool::new(false),
             rx_ring: cfg.rx_ring,
-            rss: ArcSwap::from_pointee(RssState::new(&rss_cfg)),
+            rss: ArcSwap::from_pointee(RssTable::new(&rss_cfg)),
             rss_cfg: Mutex::new(rss_cfg),
             rxq,
             txq,
@@ -308,7 +285,7 @@ impl Port for MemPort {
     fn set_rss(&self, cfg: &RssConfig) -> Result<(), PortError> {
         cfg.validate(self.shared.rxq.len() as u16)?;
         let mut cur = lock(&self.shared.rss_cfg);
-        self.shared.rss.store(Arc::new(RssState::new(cfg)));
+        self.shared.rss.store(Arc::new(RssTable::new(cfg)));
         *cur = cfg.clone();
         Ok(())
     }

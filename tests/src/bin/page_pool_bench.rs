@@ -19,18 +19,7 @@ use ports::mana::{emu_device, ManaPort};
 use ports::*;
 use std::time::Instant;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
-            Some(v) => v,
-            None => {
-                eprintln!("{name} needs a value");
-                std::process::exit(2)
-            }
-        },
-        None => default,
-    }
-}
+use vrouter_tests::arg;
 
 fn frame(i: u32, len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len.max(60)];

@@ -17,18 +17,7 @@ use dataplane::runtime::Runtime;
 use dataplane::testgen::GenConfig;
 use std::time::{Duration, Instant};
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
-            Some(v) => v,
-            None => {
-                eprintln!("{name} needs a value");
-                std::process::exit(2)
-            }
-        },
-        None => default,
-    }
-}
+use vrouter_tests::arg;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

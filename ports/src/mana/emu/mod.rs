@@ -34,14 +34,15 @@ use super::device::*;
 use super::format::*;
 use crate::counter::SharedCounter;
 use crate::frameio::FrameIo;
+use crate::lock;
 use crate::port::{MacAddr, RssConfig};
 use crate::region::{HugepagePolicy, MemRegion};
-use crate::rss::{flow_input, Toeplitz, MAX_INPUT};
+use crate::rss::{flow_input, RssTable, MAX_INPUT};
 use crate::RssType;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,12 +60,6 @@ const REMOVED: u8 = 2;
 const BATCH: usize = 32;
 /// Largest frame the device moves: 9000-byte MTU + header + VLAN tag.
 const MAX_FRAME: usize = 9000 + 18;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Device state is updated in short critical sections that leave it
-    // consistent at every step; recover from a poisoned lock.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Where the device's port is connected.
 #[derive(Clone)]
@@ -404,24 +399,6 @@ struct RqDev {
     cq: Arc<CqDev>,
 }
 
-struct RssState {
-    toeplitz: Toeplitz,
-    reta: Box<[u16]>,
-    mask: u32,
-    l4: bool,
-}
-
-impl RssState {
-    fn new(cfg: &RssConfig) -> RssState {
-        RssState {
-            toeplitz: Toeplitz::new(&cfg.key),
-            reta: cfg.reta.clone().into_boxed_slice(),
-            mask: cfg.reta.len().max(1) as u32 - 1,
-            l4: cfg.l4,
-        }
-    }
-}
-
 #[derive(Default)]
 struct Queues {
     sq: HashMap<u32, Arc<SqDev>>,
@@ -444,7 +421,7 @@ struct Inner {
     next_qid: AtomicU32,
     queues: ArcSwap<Queues>,
     queues_lock: Mutex<()>,
-    rss: ArcSwap<RssState>,
+    rss: ArcSwap<RssTable>,
     peer: ArcSwapOption<Inner>,
     c: Counters,
     f: Faults,
@@ -477,7 +454,7 @@ impl EmuDevice {
             next_qid: AtomicU32::new(1),
             queues: ArcSwap::from_pointee(Queues::default()),
             queues_lock: Mutex::new(()),
-            rss: ArcSwap::from_pointee(RssState::new(&RssConfig::spread(1))),
+            rss: ArcSwap::from_pointee(RssTable::new(&RssConfig::spread(1))),
             peer: ArcSwapOption::empty(),
             c: Counters::default(),
             f: Faults::default(),
@@ -1245,7 +1222,7 @@ impl Device for EmuDevice {
             res.push(RxQueueRes { rq: rq.ring.info(), cq: rq.cq.info() });
             rqs.push(rq);
         }
-        i.rss.store(Arc::new(RssState::new(rss)));
+        i.rss.store(Arc::new(RssTable::new(rss)));
         i.publish(|q| {
             for rq in &rqs {
                 q.cq.insert(rq.cq.id, rq.cq.clone());
@@ -1262,7 +1239,7 @@ impl Device for EmuDevice {
         if n > 0 {
             rss.validate(n).map_err(|e| DeviceError::Invalid(e.to_string()))?;
         }
-        i.rss.store(Arc::new(RssState::new(rss)));
+        i.rss.store(Arc::new(RssTable::new(rss)));
         Ok(())
     }
 

@@ -27,8 +27,16 @@ fn demo_config_forwards_generator_traffic() {
     // The demo pins its worker to core 0; keep that (core 0 always exists).
     spec.generator.as_mut().expect("demo has a generator").config.rate_pps = 100_000;
     let rt = Runtime::start(&spec).expect("start");
-    std::thread::sleep(Duration::from_millis(1200));
-    let s = rt.snapshot();
+    // Wait for 50k packets (0.5 s at the configured rate; longer on a
+    // loaded machine with an unoptimised build), at most 20 s.
+    let t0 = std::time::Instant::now();
+    let mut s = rt.snapshot();
+    while t0.elapsed() < Duration::from_secs(20)
+        && (s.ports[1].tx_packets() <= 50_000 || s.generator.as_ref().is_some_and(|g| g.rx_valid <= 50_000))
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        s = rt.snapshot();
+    }
     let report = rt.stop().expect("stop");
     let (p0, p1) = (&s.ports[0], &s.ports[1]);
     assert!(p0.link.up && p1.link.up, "links: p0 {:?}, p1 {:?}", p0.link, p1.link);

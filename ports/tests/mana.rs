@@ -561,6 +561,15 @@ fn reconfigure_fails_cleanly_when_memory_is_short() {
     let got = recv(rx.as_mut(), 1);
     assert_eq!(got.len(), 1);
     assert_eq!(seq_of(&got[0]), 2);
+    // The handle took over the new pool; after it and the port stop,
+    // every buffer of the new pool is home, none stuck in a cache.
+    let new_pool = p.b.rx_pool(QueueId(0)).expect("pool");
+    assert!(new_pool.data_room() >= 4014);
+    drop(got);
+    drop(rx);
+    p.b.stop().expect("stop");
+    assert_eq!(new_pool.in_use(), 0);
+    assert_eq!(new_pool.in_ring(), new_pool.capacity() as usize);
 }
 
 #[test]

@@ -769,7 +769,14 @@ impl Port for ManaPort {
             return Err(PortError::QueueInUse(q));
         }
         let pool = lock(&slot.pool).clone();
-        Ok(Box::new(ManaRxQueue { sh: self.sh.clone(), q: q.0 as usize, epoch: u64::MAX, ring: None, pool }))
+        Ok(Box::new(ManaRxQueue {
+            sh: self.sh.clone(),
+            q: q.0 as usize,
+            epoch: u64::MAX,
+            ring: None,
+            pool,
+            bound_here: false,
+        }))
     }
 
     fn tx_queue(&self, q: QueueId) -> Result<Box<dyn TxQueue>, PortError> {
@@ -978,11 +985,18 @@ pub struct ManaRxQueue {
     epoch: u64,
     ring: Option<Box<RxRing>>,
     pool: PagePool,
+    /// This handle bound `pool` to its thread (after a pool swap).
+    bound_here: bool,
 }
 
 impl Drop for ManaRxQueue {
     fn drop(&mut self) {
         self.sh.rxq[self.q].q.release(self.ring.take(), &self.sh.epoch);
+        if self.bound_here {
+            // The pool this handle took over after a reconfiguration: give
+            // its cached buffers back before this thread goes away.
+            let _ = self.pool.unbind();
+        }
     }
 }
 
@@ -998,8 +1012,11 @@ impl ManaRxQueue {
             if !PagePool::ptr_eq(&r.pool, &self.pool) {
                 // A reconfiguration replaced the pool: this thread owns the
                 // new one from now on.
+                if self.bound_here {
+                    let _ = self.pool.unbind();
+                }
                 self.pool = r.pool.clone();
-                let _ = self.pool.bind_current_thread();
+                self.bound_here = self.pool.bind_current_thread().is_ok();
             }
         }
     }

@@ -4,6 +4,7 @@
 //! Nothing here knows about gRPC or config files; the `control` crate
 //! drives it through [`runtime::Runtime`].
 
+pub mod acl;
 pub mod batch;
 pub mod counters;
 pub mod ecmp;

@@ -2,12 +2,19 @@
 //!
 //! Unknown keys are errors (a typo must not silently change behaviour), and
 //! every error names the file and the offending entry. See
-//! `configs/demo.toml` for an annotated example.
+//! `configs/demo.toml` for an annotated example, and
+//! `configs/firewall.toml` for ACLs and sessions.
 
+use dataplane::acl::control::{AclBindSpec, AclConfig, AclSpec};
+use dataplane::acl::session::{SessionConfig, MAX_CAPACITY, MIN_CAPACITY};
+use dataplane::acl::stage::Direction;
+use dataplane::acl::{Action, Prefix, Range, Rule};
 use dataplane::fib::v4::Fib4Config;
 use dataplane::l3::L3Config;
 use dataplane::runtime::{auto_plan, GenSpec, NeighborSpec, PortSpec, RouteSpec, RouteTarget, RuntimeSpec, WorkerPlan};
 use dataplane::testgen::GenConfig;
+use dataplane::wire::ip_proto;
+use dataplane::wire::tcp::flags as tcpf;
 use dataplane::IdlePolicy;
 use ipnet::IpNet;
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
@@ -31,6 +38,9 @@ pub struct Config {
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<NeighborSection>,
     pub generator: Option<GeneratorSection>,
+    #[serde(default, rename = "acl")]
+    pub acls: Vec<AclSection>,
+    pub sessions: Option<SessionsSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +136,16 @@ pub struct PortSection {
     /// 12:34:56:78:9a:bc, as every Azure VNet answers.
     #[serde(default)]
     pub azure_gateway: bool,
+    /// The `[[acl]]` that filters packets received on this port (before
+    /// the route lookup).
+    pub acl_in: Option<String>,
+    /// For packets no rule of `acl_in` matches (default: deny).
+    pub acl_in_default: Option<DefaultAction>,
+    /// The `[[acl]]` that filters packets leaving by this port (after the
+    /// route lookup).
+    pub acl_out: Option<String>,
+    /// For packets no rule of `acl_out` matches (default: deny).
+    pub acl_out_default: Option<DefaultAction>,
     /// Driver-specific settings.
     #[serde(default)]
     pub args: BTreeMap<String, toml::Value>,
@@ -225,6 +245,339 @@ fn default_dst() -> Ipv4Addr {
 }
 fn default_dport() -> u16 {
     9
+}
+
+/// An access control list: rules in priority order (the first rule that
+/// matches decides), bound to ports by their `acl_in` / `acl_out`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclSection {
+    pub name: String,
+    #[serde(default)]
+    pub rules: Vec<AclRuleSection>,
+}
+
+/// One ACL rule. Every field but `action` is optional; an omitted field
+/// matches anything.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRuleSection {
+    pub action: RuleAction,
+    /// "ipv4" or "ipv6". Implied by `src` / `dst`; IPv4 when none is given.
+    pub family: Option<Family>,
+    /// Source prefix ("10.0.0.0/8"), or an address for one host.
+    pub src: Option<String>,
+    /// Destination prefix or address.
+    pub dst: Option<String>,
+    /// Source port (TCP, UDP, SCTP): a number or a range "1024-65535".
+    pub sport: Option<NumberOrName>,
+    /// Destination port, as `sport`.
+    pub dport: Option<NumberOrName>,
+    /// "tcp", "udp", "sctp", "icmp", "icmpv6" or a protocol number.
+    pub proto: Option<NumberOrName>,
+    /// TCP flags that must be set ("syn") or clear ("!ack"), separated by
+    /// commas: "syn,!ack" matches connection openings.
+    pub tcp_flags: Option<String>,
+    /// ICMP / ICMPv6 type (the rule's source-port range in the dataplane).
+    pub icmp_type: Option<u8>,
+    /// ICMP / ICMPv6 code (the rule's destination-port range).
+    pub icmp_code: Option<u8>,
+}
+
+/// What a rule does with the packets it matches.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleAction {
+    Permit,
+    Deny,
+    /// Permit, and admit the flow's replies (a session).
+    PermitStateful,
+}
+
+impl From<RuleAction> for Action {
+    fn from(a: RuleAction) -> Action {
+        match a {
+            RuleAction::Permit => Action::Permit,
+            RuleAction::Deny => Action::Deny,
+            RuleAction::PermitStateful => Action::PermitStateful,
+        }
+    }
+}
+
+/// What a binding does with packets no rule matches.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    Permit,
+    #[default]
+    Deny,
+}
+
+impl From<DefaultAction> for Action {
+    fn from(a: DefaultAction) -> Action {
+        match a {
+            DefaultAction::Permit => Action::Permit,
+            DefaultAction::Deny => Action::Deny,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// A TOML number or string (ports: `53` or `"1024-65535"`; protocols: `6`
+/// or `"tcp"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberOrName {
+    Number(i64),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for NumberOrName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = NumberOrName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<NumberOrName, E> {
+                Ok(NumberOrName::Number(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<NumberOrName, E> {
+                Ok(NumberOrName::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NumberOrName, E> {
+                Ok(NumberOrName::Name(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::fmt::Display for NumberOrName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NumberOrName::Number(n) => write!(f, "{n}"),
+            NumberOrName::Name(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// The stateful session table: its size and timeouts in seconds (omitted
+/// keys keep the defaults of `dataplane::acl::session::SessionConfig`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSection {
+    /// Sessions the table holds (rounded up to a power of two; 68 bytes
+    /// each, allocated at start).
+    pub capacity: Option<usize>,
+    /// TCP before the handshake completes.
+    pub tcp_opening: Option<u32>,
+    pub tcp_established: Option<u32>,
+    /// TCP after a FIN from one side.
+    pub tcp_half_closed: Option<u32>,
+    /// TCP after FINs from both sides or an RST.
+    pub tcp_closing: Option<u32>,
+    /// UDP with no reply seen yet.
+    pub udp_unreplied: Option<u32>,
+    /// UDP after a reply.
+    pub udp: Option<u32>,
+    pub icmp: Option<u32>,
+    /// Any other protocol.
+    pub other: Option<u32>,
+}
+
+impl SessionsSection {
+    fn to_config(&self) -> Result<SessionConfig, ConfigError> {
+        let mut c = SessionConfig::default();
+        if let Some(n) = self.capacity {
+            if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&n) {
+                return err(format!("sessions.capacity {n} out of range {MIN_CAPACITY}..={MAX_CAPACITY}"));
+            }
+            c.capacity = n;
+        }
+        let timeouts = [
+            ("tcp_opening", self.tcp_opening, &mut c.tcp_opening),
+            ("tcp_established", self.tcp_established, &mut c.tcp_established),
+            ("tcp_half_closed", self.tcp_half_closed, &mut c.tcp_half_closed),
+            ("tcp_closing", self.tcp_closing, &mut c.tcp_closing),
+            ("udp_unreplied", self.udp_unreplied, &mut c.udp_unreplied),
+            ("udp", self.udp, &mut c.udp),
+            ("icmp", self.icmp, &mut c.icmp),
+            ("other", self.other, &mut c.other),
+        ];
+        for (key, v, field) in timeouts {
+            match v {
+                Some(0) => return err(format!("sessions.{key}: a timeout must be at least 1 second")),
+                Some(s) => *field = s,
+                None => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl AclRuleSection {
+    /// The dataplane rule. The error names the field at fault (the caller
+    /// adds the ACL and the rule index).
+    pub fn to_rule(&self) -> Result<Rule, String> {
+        let src = self.src.as_deref().map(|s| acl_prefix("src", s)).transpose()?;
+        let dst = self.dst.as_deref().map(|s| acl_prefix("dst", s)).transpose()?;
+        let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        let mut family: Option<(&str, bool)> = None;
+        for (what, v6) in
+            [("family", self.family.map(|f| f == Family::Ipv6)), ("src", src.map(|p| p.v6)), ("dst", dst.map(|p| p.v6))]
+        {
+            match (family, v6) {
+                (Some((first, a)), Some(b)) if a != b => {
+                    return Err(format!("{first} is {} but {what} is {}: a rule is of one family", fam(a), fam(b)))
+                }
+                (None, Some(b)) => family = Some((what, b)),
+                _ => {}
+            }
+        }
+        let v6 = family.is_some_and(|f| f.1);
+        let proto = self.proto.as_ref().map(acl_proto).transpose()?;
+        match proto {
+            Some(ip_proto::ICMP) if v6 => return Err("proto \"icmp\" in an IPv6 rule (use \"icmpv6\")".into()),
+            Some(ip_proto::ICMPV6) if !v6 => return Err("proto \"icmpv6\" in an IPv4 rule (use \"icmp\")".into()),
+            _ => {}
+        }
+        let is_icmp = matches!(proto, Some(ip_proto::ICMP | ip_proto::ICMPV6));
+        let has_ports = matches!(proto, Some(ip_proto::TCP | ip_proto::UDP | PROTO_SCTP));
+        let mut rule = Rule::any(v6, self.action.into());
+        rule.src = src.unwrap_or(rule.src);
+        rule.dst = dst.unwrap_or(rule.dst);
+        rule.proto = proto;
+        for (what, v, range) in [("sport", &self.sport, &mut rule.sport), ("dport", &self.dport, &mut rule.dport)] {
+            let Some(v) = v else { continue };
+            if is_icmp {
+                return Err(format!("{what} does not apply to ICMP: use icmp_type and icmp_code"));
+            }
+            if !has_ports {
+                return Err(format!("{what} needs proto = \"tcp\", \"udp\" or \"sctp\""));
+            }
+            *range = port_range(what, v)?;
+        }
+        for (what, v, range) in
+            [("icmp_type", self.icmp_type, &mut rule.sport), ("icmp_code", self.icmp_code, &mut rule.dport)]
+        {
+            let Some(v) = v else { continue };
+            if !is_icmp {
+                return Err(format!("{what} needs proto = \"icmp\" or \"icmpv6\""));
+            }
+            *range = Range::one(v as u16);
+        }
+        if let Some(f) = &self.tcp_flags {
+            if proto != Some(ip_proto::TCP) {
+                return Err("tcp_flags needs proto = \"tcp\"".into());
+            }
+            (rule.tcp_flags, rule.tcp_mask) = tcp_flags(f)?;
+        }
+        Ok(rule)
+    }
+}
+
+/// SCTP (`dataplane::wire::ip_proto` has no constant for it; the ACL
+/// stage reads its ports like TCP's and UDP's).
+const PROTO_SCTP: u8 = 132;
+
+/// A prefix, or an address standing for its host prefix.
+fn acl_prefix(what: &str, s: &str) -> Result<Prefix, String> {
+    let net: IpNet = match s.parse() {
+        Ok(n) => n,
+        Err(_) => s
+            .parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("{what} {s:?} is not a prefix like 10.0.0.0/8 or an address"))?,
+    };
+    if net.trunc() != net {
+        return Err(format!("{what} {s:?}: host bits are set (did you mean {}?)", net.trunc()));
+    }
+    Ok(Prefix::from(net))
+}
+
+fn acl_proto(p: &NumberOrName) -> Result<u8, String> {
+    let n = match p {
+        NumberOrName::Number(n) => *n,
+        NumberOrName::Name(s) => match s.to_ascii_lowercase().as_str() {
+            "tcp" => ip_proto::TCP as i64,
+            "udp" => ip_proto::UDP as i64,
+            "sctp" => PROTO_SCTP as i64,
+            "icmp" => ip_proto::ICMP as i64,
+            "icmpv6" | "ipv6-icmp" => ip_proto::ICMPV6 as i64,
+            other => other.parse::<i64>().map_err(|_| {
+                format!("proto {s:?}: use \"tcp\", \"udp\", \"sctp\", \"icmp\", \"icmpv6\" or a protocol number")
+            })?,
+        },
+    };
+    u8::try_from(n).map_err(|_| format!("proto {p} out of range 0..=255"))
+}
+
+/// A port (`53`, `"53"`) or an inclusive range (`"1024-65535"`).
+fn port_range(what: &str, v: &NumberOrName) -> Result<Range, String> {
+    match v {
+        NumberOrName::Number(n) => {
+            u16::try_from(*n).map(Range::one).map_err(|_| format!("{what} {n} out of range 0..=65535"))
+        }
+        NumberOrName::Name(s) => {
+            let num = |t: &str| t.trim().parse::<u16>().ok();
+            let (lo, hi) = match s.split_once('-') {
+                Some((a, b)) => (num(a), num(b)),
+                None => (num(s), num(s)),
+            };
+            match (lo, hi) {
+                (Some(lo), Some(hi)) if lo <= hi => Ok(Range { lo, hi }),
+                (Some(_), Some(_)) => Err(format!("{what} {s:?}: the low end is above the high end")),
+                _ => Err(format!("{what} {s:?} is not a port (0-65535) or a range like \"1024-65535\"")),
+            }
+        }
+    }
+}
+
+/// "syn,!ack" → (value, mask).
+fn tcp_flags(s: &str) -> Result<(u8, u8), String> {
+    const NAMES: [(&str, u16); 8] = [
+        ("fin", tcpf::FIN),
+        ("syn", tcpf::SYN),
+        ("rst", tcpf::RST),
+        ("psh", tcpf::PSH),
+        ("ack", tcpf::ACK),
+        ("urg", tcpf::URG),
+        ("ece", tcpf::ECE),
+        ("cwr", tcpf::CWR),
+    ];
+    if s.trim().is_empty() {
+        return Err("tcp_flags is empty (omit it to match any flags)".into());
+    }
+    let (mut value, mut mask) = (0u8, 0u8);
+    for part in s.split(',') {
+        let part = part.trim();
+        let (set, name) = match part.strip_prefix('!') {
+            Some(n) => (false, n.trim()),
+            None => (true, part),
+        };
+        let Some(&(_, bit)) = NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) else {
+            return Err(format!(
+                "tcp_flags {s:?}: unknown flag {name:?} (fin, syn, rst, psh, ack, urg, ece, cwr; \"!\" for clear)"
+            ));
+        };
+        // The eight flags of the flags byte (NS, bit 8, is not matched).
+        let bit = bit as u8;
+        if mask & bit != 0 {
+            return Err(format!("tcp_flags {s:?}: {name} given twice"));
+        }
+        mask |= bit;
+        if set {
+            value |= bit;
+        }
+    }
+    Ok((value, mask))
 }
 
 /// A configuration error, with the context of where it was found.
@@ -404,7 +757,58 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
             neigh: Default::default(),
+            acl: self.acl_spec()?,
         })
+    }
+
+    /// The ACLs, their bindings (from the ports' `acl_in` / `acl_out`) and
+    /// the session table.
+    fn acl_spec(&self) -> Result<AclConfig, ConfigError> {
+        let mut acls = Vec::new();
+        for (i, a) in self.acls.iter().enumerate() {
+            let ctx = format!("acl {:?}", a.name);
+            if a.name.is_empty() || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return err(format!("{ctx}: names may use letters, digits, '-', '_' and '.'"));
+            }
+            if self.acls[..i].iter().any(|b| b.name == a.name) {
+                return err(format!("{ctx}: defined twice"));
+            }
+            let rules = a
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(n, r)| r.to_rule().map_err(|e| ConfigError(format!("{ctx} rule {n}: {e}"))))
+                .collect::<Result<_, _>>()?;
+            acls.push(AclSpec { name: a.name.clone(), rules });
+        }
+        let mut bindings = Vec::new();
+        for p in &self.ports {
+            let dirs = [
+                (Direction::Ingress, "acl_in", &p.acl_in, p.acl_in_default),
+                (Direction::Egress, "acl_out", &p.acl_out, p.acl_out_default),
+            ];
+            for (dir, key, acl, default) in dirs {
+                match acl {
+                    Some(name) => {
+                        if !self.acls.iter().any(|a| &a.name == name) {
+                            return err(format!("port {:?}: {key}: no [[acl]] named {name:?}", p.name));
+                        }
+                        bindings.push(AclBindSpec {
+                            port: p.name.clone(),
+                            dir,
+                            acl: name.clone(),
+                            default: default.unwrap_or_default().into(),
+                        });
+                    }
+                    None if default.is_some() => {
+                        return err(format!("port {:?}: {key}_default is set but {key} is not", p.name));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let sessions = self.sessions.as_ref().map(SessionsSection::to_config).transpose()?.unwrap_or_default();
+        Ok(AclConfig { acls, bindings, sessions })
     }
 
     fn generator_spec(&self, g: &GeneratorSection, ports: &[PortSpec]) -> Result<GenSpec, ConfigError> {
@@ -459,5 +863,143 @@ impl Config {
             return err("generator: dst_ip must be set");
         }
         Ok(GenSpec { source, sink, config, target_port, core: g.core })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORTS: &str = r#"
+[[port]]
+name = "p0"
+driver = "mem"
+acl_in = "a"
+[[port]]
+name = "p1"
+driver = "mem"
+acl_out = "a"
+acl_out_default = "permit"
+"#;
+
+    fn acl(rules: &str) -> AclConfig {
+        let text = format!("{PORTS}[[acl]]\nname = \"a\"\nrules = [\n{rules}\n]\n");
+        Config::parse(&text).and_then(|c| c.to_spec()).expect("valid").acl
+    }
+
+    fn rule(r: &str) -> Rule {
+        let c = acl(r);
+        assert_eq!(c.acls[0].rules.len(), 1);
+        c.acls[0].rules[0]
+    }
+
+    fn v4(a: [u8; 4], len: u8) -> Prefix {
+        Prefix { addr: u32::from_be_bytes(a) as u128, len, v6: false }
+    }
+
+    #[test]
+    fn omitted_fields_match_anything_of_ipv4() {
+        assert_eq!(rule(r#"{ action = "deny" }"#), Rule::any(false, Action::Deny));
+        assert_eq!(rule(r#"{ action = "permit", family = "ipv6" }"#), Rule::any(true, Action::Permit));
+    }
+
+    #[test]
+    fn prefixes_ports_and_protocols() {
+        let r = rule(
+            r#"{ action = "permit-stateful", src = "10.0.0.0/8", dst = "10.1.2.3", proto = "udp", sport = "1024-65535", dport = "53" }"#,
+        );
+        assert_eq!(r.action, Action::PermitStateful);
+        assert_eq!((r.src, r.dst), (v4([10, 0, 0, 0], 8), v4([10, 1, 2, 3], 32)));
+        assert_eq!(r.proto, Some(17));
+        assert_eq!((r.sport, r.dport), (Range { lo: 1024, hi: 65535 }, Range::one(53)));
+        assert_eq!(rule(r#"{ action = "deny", proto = 132, dport = 9 }"#).dport, Range::one(9));
+        assert_eq!(rule(r#"{ action = "deny", proto = "47" }"#).proto, Some(47));
+        let r = rule(r#"{ action = "deny", dst = "2001:db8::/32", proto = "icmpv6", icmp_type = 128 }"#);
+        assert!(r.src.v6 && r.dst.v6 && r.dst.len == 32);
+        assert_eq!((r.proto, r.sport, r.dport), (Some(58), Range::one(128), Range::ANY));
+    }
+
+    #[test]
+    fn icmp_type_and_code_are_the_port_ranges() {
+        let r = rule(r#"{ action = "permit", proto = "icmp", icmp_type = 3, icmp_code = 4 }"#);
+        assert_eq!((r.proto, r.sport, r.dport), (Some(1), Range::one(3), Range::one(4)));
+        let r = rule(r#"{ action = "permit", proto = "icmp", icmp_code = 0 }"#);
+        assert_eq!((r.sport, r.dport), (Range::ANY, Range::one(0)));
+    }
+
+    #[test]
+    fn tcp_flags_set_and_clear() {
+        let r = rule(r#"{ action = "deny", proto = "tcp", tcp_flags = "syn,!ack" }"#);
+        assert_eq!((r.tcp_flags, r.tcp_mask), (0x02, 0x12));
+        let r = rule(r#"{ action = "deny", proto = "tcp", tcp_flags = " RST " }"#);
+        assert_eq!((r.tcp_flags, r.tcp_mask), (0x04, 0x04));
+        let r = rule(r#"{ action = "deny", proto = "tcp", tcp_flags = "!fin, !syn, cwr" }"#);
+        assert_eq!((r.tcp_flags, r.tcp_mask), (0x80, 0x83));
+    }
+
+    #[test]
+    fn bindings_default_to_deny() {
+        let c = acl(r#"{ action = "permit" }"#);
+        assert_eq!(
+            c.bindings,
+            vec![
+                AclBindSpec { port: "p0".into(), dir: Direction::Ingress, acl: "a".into(), default: Action::Deny },
+                AclBindSpec { port: "p1".into(), dir: Direction::Egress, acl: "a".into(), default: Action::Permit },
+            ]
+        );
+        assert_eq!(c.sessions, SessionConfig::default());
+    }
+
+    #[test]
+    fn sessions_override_the_defaults() {
+        let text =
+            format!("{PORTS}[[acl]]\nname = \"a\"\n[sessions]\ncapacity = 4096\nudp = 60\ntcp_established = 3600\n");
+        let c = Config::parse(&text).and_then(|c| c.to_spec()).expect("valid").acl;
+        assert!(c.acls[0].rules.is_empty());
+        let want = SessionConfig { capacity: 4096, udp: 60, tcp_established: 3600, ..SessionConfig::default() };
+        assert_eq!(c.sessions, want);
+    }
+
+    #[test]
+    fn rule_errors_name_the_field() {
+        let e = |r: &str| {
+            let text = format!("{PORTS}[[acl]]\nname = \"a\"\nrules = [ {{ action = \"deny\" }}, {r} ]\n");
+            let res = Config::parse(&text).and_then(|c| c.to_spec());
+            res.err().map(|e| e.0).unwrap_or_else(|| format!("<accepted {r}>"))
+        };
+        assert_eq!(
+            e(r#"{ action = "deny", family = "ipv4", src = "2001:db8::/32" }"#),
+            "acl \"a\" rule 1: family is IPv4 but src is IPv6: a rule is of one family"
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "icmpv6" }"#),
+            "acl \"a\" rule 1: proto \"icmpv6\" in an IPv4 rule (use \"icmp\")"
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "icmp", sport = 8 }"#),
+            "acl \"a\" rule 1: sport does not apply to ICMP: use icmp_type and icmp_code"
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "udp", tcp_flags = "syn" }"#),
+            "acl \"a\" rule 1: tcp_flags needs proto = \"tcp\""
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", icmp_code = 1 }"#),
+            "acl \"a\" rule 1: icmp_code needs proto = \"icmp\" or \"icmpv6\""
+        );
+        assert_eq!(e(r#"{ action = "deny", proto = 256 }"#), "acl \"a\" rule 1: proto 256 out of range 0..=255");
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "tcp", sport = "http" }"#),
+            "acl \"a\" rule 1: sport \"http\" is not a port (0-65535) or a range like \"1024-65535\""
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "tcp", tcp_flags = "syn,syn" }"#),
+            "acl \"a\" rule 1: tcp_flags \"syn,syn\": syn given twice"
+        );
+        assert_eq!(
+            e(r#"{ action = "deny", proto = "tcp", tcp_flags = "" }"#),
+            "acl \"a\" rule 1: tcp_flags is empty (omit it to match any flags)"
+        );
+        assert!(e(r#"{ action = "deny", proto = "tcp", sport = 1.5 }"#).contains("expected a number or a string"));
     }
 }

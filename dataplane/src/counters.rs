@@ -44,9 +44,15 @@ pub enum DropReason {
     PuntNoPath,
     /// No stage decided what to do with the packet (a pipeline bug guard).
     NoVerdict,
+    /// An ACL rule denied it.
+    AclDeny,
+    /// No ACL rule matched and the binding's default is deny.
+    AclDefaultDeny,
+    /// A permit-stateful rule matched but the session table had no room.
+    AclSessionFull,
 }
 
-const OWN: [(DropReason, &str); 15] = [
+const OWN: [(DropReason, &str); 18] = [
     (DropReason::NotForUs, "eth_not_for_us"),
     (DropReason::UnsupportedEthertype, "unsupported_ethertype"),
     (DropReason::VlanUnknown, "vlan_unknown"),
@@ -62,6 +68,9 @@ const OWN: [(DropReason, &str); 15] = [
     (DropReason::Unreachable, "unreachable"),
     (DropReason::NeighUnresolved, "neigh_unresolved"),
     (DropReason::NeighQueueFull, "neigh_queue_full"),
+    (DropReason::AclDeny, "acl_deny"),
+    (DropReason::AclDefaultDeny, "acl_default_deny"),
+    (DropReason::AclSessionFull, "acl_session_full"),
 ];
 
 impl DropReason {
@@ -89,6 +98,9 @@ impl DropReason {
             DropReason::Unreachable => 12,
             DropReason::NeighUnresolved => 13,
             DropReason::NeighQueueFull => 14,
+            DropReason::AclDeny => 15,
+            DropReason::AclDefaultDeny => 16,
+            DropReason::AclSessionFull => 17,
         };
         WireError::COUNT + own
     }

@@ -95,6 +95,8 @@ pub struct RuntimeSpec {
     pub l3: L3Config,
     pub neighbors: Vec<NeighborSpec>,
     pub neigh: NeighConfig,
+    /// ACLs, their bindings and the session table.
+    pub acl: crate::acl::control::AclConfig,
 }
 
 #[derive(Debug)]
@@ -274,6 +276,7 @@ pub struct Runtime {
     neigh: Arc<std::sync::Mutex<NeighTable>>,
     neigh_events: Arc<NeighEvents>,
     neigh_mgr: Option<NeighManager>,
+    acl: std::sync::Mutex<crate::acl::control::AclControl>,
 }
 
 /// The control-side thread that feeds the neighbour table: it drains what
@@ -462,6 +465,14 @@ impl Runtime {
         let mut neigh = NeighTable::new(spec.neigh.clone(), rcu.clone())
             .map_err(|e| RuntimeError::Config(format!("neighbour table: {e}")))?;
         let l3 = build_l3(spec, &ports, &tables, &rcu, &mut neigh)?;
+        let port_names: Vec<String> = ports.iter().map(|p| p.info().name).collect();
+        let acl = crate::acl::control::AclControl::new(&port_names, nworkers, &spec.acl)
+            .map_err(|e| RuntimeError::Config(format!("acl: {e}")))?;
+        {
+            let mut t = (*tables.current()).clone();
+            t.acl = acl.view();
+            tables.publish(t);
+        }
         let neigh = Arc::new(std::sync::Mutex::new(neigh));
         let neigh_events = Arc::new(NeighEvents::new(4096));
         for p in &ports {
@@ -478,6 +489,7 @@ impl Runtime {
             neigh_mgr: Some(NeighManager::spawn(neigh.clone(), neigh_events.clone())?),
             neigh,
             neigh_events,
+            acl: std::sync::Mutex::new(acl),
         };
         for (w, plan) in spec.workers.iter().enumerate() {
             let werr = |err| RuntimeError::Worker { worker: w, err };
@@ -545,6 +557,37 @@ impl Runtime {
 
     pub fn tables(&self) -> &TableHandle {
         &self.tables
+    }
+
+    /// Changes the ACLs with `f` and, if it succeeds, publishes the result
+    /// to the workers (every rebuilt classifier is complete before that).
+    /// On error nothing changes. Takes the ACL lock, then the L3 lock (to
+    /// serialise publishing): do not call it while holding [`Runtime::l3`].
+    pub fn acl_update<T>(
+        &self,
+        f: impl FnOnce(&mut crate::acl::control::AclControl) -> Result<T, crate::acl::control::AclError>,
+    ) -> Result<T, crate::acl::control::AclError> {
+        let mut c = lock(&self.acl);
+        let saved = c.snapshot();
+        match f(&mut c) {
+            Ok(v) => {
+                // The L3 lock serialises every publish of the tables.
+                let _l3 = lock(&self.l3);
+                let mut t = (*self.tables.current()).clone();
+                t.acl = c.view();
+                self.tables.publish(t);
+                Ok(v)
+            }
+            Err(e) => {
+                c.restore(saved);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the ACL state (hit counters, sessions).
+    pub fn acl(&self) -> std::sync::MutexGuard<'_, crate::acl::control::AclControl> {
+        lock(&self.acl)
     }
 
     /// The RCU domain every worker reads in (for tables changed in place).

@@ -24,6 +24,10 @@ pub struct Ctx<'a> {
     /// Neighbour resolution (absent: gateway and connected next hops are
     /// unresolvable and dropped as `neigh_unresolved`).
     pub neigh: Option<&'a NeighCtx<'a>>,
+    /// The worker's index (per-worker counter slots).
+    pub worker: usize,
+    /// Time of the burst in seconds (session timeouts).
+    pub now_secs: u64,
 }
 
 /// The neighbour state a burst sees.
@@ -396,16 +400,30 @@ fn learn(b: &Batch, t: &Tables, events: &NeighEvents) {
 
 /// The stages in order. Composed statically: adding a stage is a field and a
 /// call here, not a per-packet virtual call.
-#[derive(Default)]
 pub struct Pipeline {
     pub parse: ParseStage,
+    pub acl_in: crate::acl::stage::AclStage,
     pub forward: L3Forward,
+    pub acl_out: crate::acl::stage::AclStage,
     pub local: crate::local::LocalStage,
 }
 
+impl Default for Pipeline {
+    fn default() -> Self {
+        use crate::acl::stage::{AclStage, Direction};
+        Pipeline {
+            parse: ParseStage,
+            acl_in: AclStage::new(Direction::Ingress),
+            forward: L3Forward::default(),
+            acl_out: AclStage::new(Direction::Egress),
+            local: crate::local::LocalStage::default(),
+        }
+    }
+}
+
 impl Pipeline {
-    pub fn stage_names(&self) -> [&'static str; 3] {
-        [self.parse.name(), self.forward.name(), self.local.name()]
+    pub fn stage_names(&self) -> [&'static str; 5] {
+        [self.parse.name(), "acl_in", self.forward.name(), "acl_out", self.local.name()]
     }
 
     /// Runs every stage over the batch; packets no stage decided on are
@@ -414,7 +432,9 @@ impl Pipeline {
     pub fn run(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
         b.reset_verdicts();
         self.parse.process(b, cx);
+        self.acl_in.process(b, cx);
         self.forward.process(b, cx);
+        self.acl_out.process(b, cx);
         if let Some(n) = cx.neigh {
             learn(b, cx.tables, n.events);
         }

@@ -34,6 +34,8 @@ pub struct Tables {
     pub ports: Vec<PortEntry>,
     /// VRFs, FIBs, adjacencies and ECMP groups.
     pub l3: L3View,
+    /// ACL bindings and the session table.
+    pub acl: crate::acl::stage::AclTables,
     /// Bumped on every publish.
     pub generation: u64,
 }

@@ -32,6 +32,12 @@ pub fn hz() -> u64 {
     })
 }
 
+/// Whole seconds in `ticks` of [`now`] (TSC time since boot).
+#[inline]
+pub fn secs(ticks: u64) -> u64 {
+    ticks / hz().max(1)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

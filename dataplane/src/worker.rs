@@ -226,6 +226,8 @@ struct Engine {
     neigh: Option<NeighWorker>,
     pending: PendingQueue,
     pending_max_age: u64,
+    /// This worker's index (per-worker counter slots, e.g. ACL rule hits).
+    id: usize,
 }
 
 impl Engine {
@@ -243,7 +245,8 @@ impl Engine {
             (Some(n), Some(i)) => Some(NeighCtx { shared: &n.shared, index: i, events: &n.events, now }),
             _ => None,
         };
-        self.pipeline.run(&mut self.batch, &Ctx { tables: &snap, stats, neigh: nctx.as_ref() });
+        let cx = Ctx { tables: &snap, stats, neigh: nctx.as_ref(), worker: self.id, now_secs: tsc::secs(now) };
+        self.pipeline.run(&mut self.batch, &cx);
         drop(index);
 
         let Batch { pkts, verdict, layers } = &mut *self.batch;
@@ -398,7 +401,7 @@ fn run(
     stats: Arc<WorkerStats>,
     ready: std::sync::mpsc::SyncSender<Result<(), WorkerError>>,
 ) -> WorkerQueues {
-    let WorkerSpec { rx, tx, burst, idle, core, rcu, neigh, .. } = spec;
+    let WorkerSpec { id, rx, tx, burst, idle, core, rcu, neigh, .. } = spec;
     let fail = |e, rx, tx| {
         let _ = ready.send(Err(e));
         WorkerQueues { rx, tx }
@@ -431,6 +434,7 @@ fn run(
         pending_max_age: neigh.as_ref().map_or(0, |n| n.shared.ticks(PENDING_MAX_AGE)),
         neigh,
         pending: PendingQueue::default(),
+        id,
     };
     e.batch.pkts.set_limit(burst);
     if matches!(idle, IdlePolicy::Sleep(_)) {

@@ -112,7 +112,7 @@ fn run(frames: &[Vec<u8>], stage: &mut LocalStage) -> Out {
     }
     let t = tables();
     let stats = WorkerStats::default();
-    let cx = Ctx { tables: &t, stats: &stats, neigh: None };
+    let cx = Ctx { tables: &t, stats: &stats, neigh: None, worker: 0, now_secs: 0 };
     ParseStage.process(&mut b, &cx);
     L3Forward::default().process(&mut b, &cx);
     stage.process(&mut b, &cx);

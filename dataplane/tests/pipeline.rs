@@ -114,7 +114,7 @@ fn run_with(frames: &[Vec<u8>], full: bool) -> (Vec<Verdict>, Vec<Vec<u8>>) {
     }
     let t = tables();
     let stats = WorkerStats::default();
-    let cx = Ctx { tables: &t, stats: &stats, neigh: None };
+    let cx = Ctx { tables: &t, stats: &stats, neigh: None, worker: 0, now_secs: 0 };
     if full {
         Pipeline::default().run(&mut b, &cx);
     } else {
@@ -228,7 +228,7 @@ fn device_verified_checksum_flags_are_honoured() {
         p.set_offload(ol);
         b.pkts.push(p).expect("room");
     }
-    Pipeline::default().run(&mut b, &Ctx { tables: &t, stats: &stats, neigh: None });
+    Pipeline::default().run(&mut b, &Ctx { tables: &t, stats: &stats, neigh: None, worker: 0, now_secs: 0 });
     assert_eq!(b.verdict[0], Verdict::Tx(PortId(1)), "verified by the device: not re-checked");
     assert_eq!(b.verdict[1], Verdict::Drop(DropReason::Malformed(WireError::Ipv4BadChecksum)));
 }

@@ -79,6 +79,7 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         l3: Default::default(),
         neighbors: Vec::new(),
         neigh: Default::default(),
+        acl: Default::default(),
     }
 }
 

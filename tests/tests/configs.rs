@@ -47,6 +47,37 @@ fn demo_config_forwards_generator_traffic() {
     assert!(report.leaks().is_empty(), "{:?}", report.leaks());
 }
 
+#[test]
+fn firewall_config_admits_generator_flows_statefully() {
+    let cfg = Config::load(&vrouter_tests::repo_root().join("configs/firewall.toml")).expect("firewall");
+    let mut spec = cfg.to_spec().expect("spec");
+    let gen = spec.generator.as_mut().expect("the firewall example has a generator");
+    gen.config.rate_pps = 100_000;
+    let (flows, frame) = (gen.config.flows as u64, gen.config.frame_len as u64);
+    assert_eq!(spec.acl.bindings.len(), 2, "{:?}", spec.acl.bindings);
+    let rt = Runtime::start(&spec).expect("start");
+    let t0 = std::time::Instant::now();
+    let rx_valid = |rt: &Runtime| rt.snapshot().generator.map_or(0, |g| g.rx_valid);
+    while t0.elapsed() < Duration::from_secs(20) && rx_valid(&rt) <= 20_000 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hits = rt.acl().get("inside").expect("ACL inside").rule_hits();
+    let now = dataplane::tsc::secs(dataplane::tsc::now());
+    let sessions = rt.acl().sessions().expect("a stateful rule made the session table").len(now);
+    let report = rt.stop().expect("stop");
+    let g = report.final_stats.generator.clone().expect("gen");
+    assert!(g.rx_valid > 20_000 && g.rx_invalid == 0, "{g:?}");
+    // The first packet of each flow matched the permit-stateful rule and
+    // opened a session; the flow's later packets passed on the session.
+    assert_eq!(hits[0], (flows, flows * frame), "{hits:?}");
+    assert!(hits[1..].iter().all(|h| h.0 == 0), "{hits:?}");
+    assert_eq!(sessions, flows as usize);
+    let acl_drops: Vec<_> =
+        report.final_stats.workers.iter().flat_map(|w| &w.drops).filter(|d| d.0.starts_with("acl_")).collect();
+    assert!(acl_drops.is_empty(), "{acl_drops:?}");
+    assert!(report.leaks().is_empty(), "{:?}", report.leaks());
+}
+
 fn error_of(toml: &str) -> String {
     match Config::parse(toml).and_then(|c| c.to_spec()) {
         Ok(_) => panic!("config was accepted:\n{toml}"),
@@ -101,6 +132,62 @@ fn broken_configs_name_the_problem() {
         ("[[route]]\nprefix = \"2001:db8::/32\"\nport = \"p1\"\nvia = \"10.2.0.2\"\n", "cannot go via the IPv4 address"),
         ("[[neighbor]]\nport = \"p9\"\nip = \"10.2.0.2\"\nmac = \"02:00:00:00:00:09\"\n", "unknown port"),
         ("[[neighbor]]\nport = \"p1\"\nip = \"10.2.0.2\"\nmac = \"nope\"\n", "invalid MAC address"),
+        // ACLs and their bindings.
+        (
+            "[[port]]\nname = \"p0\"\ndriver = \"mem\"\nacl_in = \"nope\"\n",
+            "port \"p0\": acl_in: no [[acl]] named \"nope\"",
+        ),
+        (
+            "[[port]]\nname = \"p0\"\ndriver = \"mem\"\nacl_out_default = \"permit\"\n",
+            "port \"p0\": acl_out_default is set but acl_out is not",
+        ),
+        (
+            "[[port]]\nname = \"p0\"\ndriver = \"mem\"\nacl_in = \"a\"\nacl_in_default = \"permit-stateful\"\n[[acl]]\nname = \"a\"\n",
+            "unknown variant `permit-stateful`, expected `permit` or `deny`",
+        ),
+        ("[[acl]]\nname = \"a\"\nrules = [ { action = \"allow\" } ]\n", "unknown variant `allow`"),
+        ("[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", dprot = 53 } ]\n", "unknown field `dprot`"),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", src = \"10.0.0.0/33\" } ]\n",
+            "acl \"a\" rule 0: src \"10.0.0.0/33\" is not a prefix like 10.0.0.0/8 or an address",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", dst = \"10.1.2.3/16\" } ]\n",
+            "acl \"a\" rule 0: dst \"10.1.2.3/16\": host bits are set (did you mean 10.1.0.0/16?)",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"permit\" }, { action = \"deny\", proto = \"tcp\", icmp_type = 8 } ]\n",
+            "acl \"a\" rule 1: icmp_type needs proto = \"icmp\" or \"icmpv6\"",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", proto = \"udp\", dport = \"9-3\" } ]\n",
+            "acl \"a\" rule 0: dport \"9-3\": the low end is above the high end",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", proto = \"udp\", sport = 70000 } ]\n",
+            "acl \"a\" rule 0: sport 70000 out of range 0..=65535",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", dport = 53 } ]\n",
+            "acl \"a\" rule 0: dport needs proto = \"tcp\", \"udp\" or \"sctp\"",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", src = \"10.0.0.0/8\", dst = \"2001:db8::/32\" } ]\n",
+            "acl \"a\" rule 0: src is IPv4 but dst is IPv6",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", family = \"ipv6\", proto = \"icmp\" } ]\n",
+            "acl \"a\" rule 0: proto \"icmp\" in an IPv6 rule (use \"icmpv6\")",
+        ),
+        (
+            "[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", proto = \"tcp\", tcp_flags = \"syn,!akc\" } ]\n",
+            "acl \"a\" rule 0: tcp_flags \"syn,!akc\": unknown flag \"akc\"",
+        ),
+        ("[[acl]]\nname = \"a\"\nrules = [ { action = \"deny\", proto = \"gre\" } ]\n", "proto \"gre\": use"),
+        ("[[acl]]\nname = \"a\"\n[[acl]]\nname = \"a\"\n", "acl \"a\": defined twice"),
+        ("[sessions]\ncapacity = 0\n", "sessions.capacity 0 out of range"),
+        ("[sessions]\nudp = 0\n", "sessions.udp: a timeout must be at least 1 second"),
+        ("[sessions]\nudp_timeout = 5\n", "unknown field `udp_timeout`"),
     ];
     for (extra, want) in cases {
         let text = if extra.contains("[[port]]") || extra.starts_with("# standalone") {

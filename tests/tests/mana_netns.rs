@@ -223,6 +223,7 @@ fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
         l3: Default::default(),
         neighbors: Vec::new(),
         neigh: Default::default(),
+        acl: Default::default(),
     }
 }
 

@@ -55,7 +55,7 @@ fn main() {
             refill(&mut b);
         }
         let t0 = dataplane::tsc::now();
-        pipe.run(&mut b, &Ctx { tables: &t, stats: &stats, neigh: None });
+        pipe.run(&mut b, &Ctx { tables: &t, stats: &stats, neigh: None, worker: 0, now_secs: 0 });
         cycles += dataplane::tsc::now() - t0;
         n += b.len() as u64;
     }

@@ -97,3 +97,65 @@ pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         None => default,
     }
 }
+
+/// How long tests wait for frames that should arrive.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long tests listen for frames that should not arrive.
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The far end of a mem wire, playing a host next to the router.
+pub struct Peer {
+    pub port: Box<dyn ports::Port>,
+}
+
+impl Peer {
+    /// `n` frames, waiting up to [`PATIENCE`].
+    pub fn recv(&self, n: usize) -> Vec<Vec<u8>> {
+        self.recv_until(n, PATIENCE)
+    }
+
+    pub fn open(name: &str, wire: &str, mac: MacAddr) -> Peer {
+        let port = ports::open_port(&mem_port(name, wire, 1, 1, Some(mac))).expect("peer port");
+        port.start().expect("start");
+        Peer { port }
+    }
+
+    pub fn send(&self, frames: &[Vec<u8>]) {
+        let pool = self.port.rx_pool(ports::QueueId(0)).expect("pool");
+        let mut tx = self.port.tx_queue(ports::QueueId(0)).expect("txq");
+        let mut b = ports::PktBurst::new();
+        for f in frames {
+            let mut p = pool.alloc().expect("buf");
+            assert!(p.copy_from(f));
+            b.push(p).expect("room");
+        }
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !b.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the wire took no frames for {PATIENCE:?}");
+            tx.tx_burst(&mut b);
+        }
+    }
+
+    /// Frames received until `n` arrived or `limit` passed.
+    pub fn recv_until(&self, n: usize, limit: std::time::Duration) -> Vec<Vec<u8>> {
+        let mut rx = self.port.rx_queue(ports::QueueId(0)).expect("rxq");
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + limit;
+        let mut b = ports::PktBurst::new();
+        while got.len() < n && std::time::Instant::now() < deadline {
+            rx.rx_burst(&mut b);
+            got.extend(b.drain().map(|p| p.data().to_vec()));
+        }
+        got
+    }
+
+    /// Exactly `n` frames (waiting up to [`PATIENCE`]), then nothing more
+    /// for [`QUIET`].
+    pub fn expect(&self, n: usize) -> Vec<Vec<u8>> {
+        let got = self.recv_until(n, PATIENCE);
+        assert_eq!(got.len(), n, "frames received");
+        let more = self.recv_until(usize::MAX, QUIET);
+        assert!(more.is_empty(), "{} unexpected frames, first {:02x?}", more.len(), more.first());
+        got
+    }
+}

@@ -13,7 +13,7 @@ use dataplane::acl::{Action, Prefix, Range, Rule};
 use dataplane::runtime::{RouteSpec, RouteTarget, Runtime, RuntimeSpec};
 use dataplane::testgen::GenConfig;
 use dataplane::wire::checksum;
-use ports::{MacAddr, PktBurst, Port, QueueId};
+use ports::MacAddr;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 use vrouter_tests::*;
@@ -24,61 +24,6 @@ const TCP: u8 = 6;
 const UDP: u8 = 17;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
-/// How long to wait for something that should happen.
-const PATIENCE: Duration = Duration::from_secs(10);
-/// How long to listen for frames that should not arrive.
-const QUIET: Duration = Duration::from_millis(200);
-
-struct Peer {
-    port: Box<dyn Port>,
-}
-
-impl Peer {
-    fn open(name: &str, wire: &str, mac: MacAddr) -> Peer {
-        let port = ports::open_port(&mem_port(name, wire, 1, 1, Some(mac))).expect("peer port");
-        port.start().expect("start");
-        Peer { port }
-    }
-
-    fn send(&self, frames: &[Vec<u8>]) {
-        let pool = self.port.rx_pool(QueueId(0)).expect("pool");
-        let mut tx = self.port.tx_queue(QueueId(0)).expect("txq");
-        let mut b = PktBurst::new();
-        for f in frames {
-            let mut p = pool.alloc().expect("buf");
-            assert!(p.copy_from(f));
-            b.push(p).expect("room");
-        }
-        let deadline = Instant::now() + PATIENCE;
-        while !b.is_empty() {
-            assert!(Instant::now() < deadline, "the wire took no frames for {PATIENCE:?}");
-            tx.tx_burst(&mut b);
-        }
-    }
-
-    /// Frames received until `n` arrived or `limit` passed.
-    fn recv_until(&self, n: usize, limit: Duration) -> Vec<Vec<u8>> {
-        let mut rx = self.port.rx_queue(QueueId(0)).expect("rxq");
-        let mut got = Vec::new();
-        let deadline = Instant::now() + limit;
-        let mut b = PktBurst::new();
-        while got.len() < n && Instant::now() < deadline {
-            rx.rx_burst(&mut b);
-            got.extend(b.drain().map(|p| p.data().to_vec()));
-        }
-        got
-    }
-
-    /// Exactly `n` frames (waiting up to [`PATIENCE`]), then nothing more
-    /// for [`QUIET`].
-    fn expect(&self, n: usize) -> Vec<Vec<u8>> {
-        let got = self.recv_until(n, PATIENCE);
-        assert_eq!(got.len(), n, "frames received");
-        let more = self.recv_until(usize::MAX, QUIET);
-        assert!(more.is_empty(), "{} unexpected frames, first {:02x?}", more.len(), more.first());
-        got
-    }
-}
 
 /// Polls `f` until it holds, at most [`PATIENCE`].
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

@@ -6,47 +6,9 @@ use dataplane::l3::{Adj, Target, VrfId};
 use dataplane::runtime::Runtime;
 use dataplane::testgen::{build_frame, GenConfig};
 use dataplane::wire::checksum;
-use ports::{MacAddr, PktBurst, Port, QueueId};
-use std::time::{Duration, Instant};
+use ports::MacAddr;
+use std::time::Duration;
 use vrouter_tests::*;
-
-struct Peer {
-    port: Box<dyn Port>,
-}
-
-impl Peer {
-    fn open(name: &str, wire: &str, mac: MacAddr) -> Peer {
-        let port = ports::open_port(&mem_port(name, wire, 1, 1, Some(mac))).expect("peer port");
-        port.start().expect("start");
-        Peer { port }
-    }
-
-    fn send(&self, frames: &[Vec<u8>]) {
-        let pool = self.port.rx_pool(QueueId(0)).expect("pool");
-        let mut tx = self.port.tx_queue(QueueId(0)).expect("txq");
-        let mut b = PktBurst::new();
-        for f in frames {
-            let mut p = pool.alloc().expect("buf");
-            assert!(p.copy_from(f));
-            b.push(p).expect("room");
-        }
-        while !b.is_empty() {
-            tx.tx_burst(&mut b);
-        }
-    }
-
-    fn recv(&self, n: usize) -> Vec<Vec<u8>> {
-        let mut rx = self.port.rx_queue(QueueId(0)).expect("rxq");
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut b = PktBurst::new();
-        while got.len() < n && Instant::now() < deadline {
-            rx.rx_burst(&mut b);
-            got.extend(b.drain().map(|p| p.data().to_vec()));
-        }
-        got
-    }
-}
 
 fn frame(len: usize, dst: [u8; 4], ttl: u8, df: bool) -> Vec<u8> {
     let cfg = GenConfig { dst_mac: R0_MAC, dst_ip: dst.into(), frame_len: len, ttl: ttl.max(2), ..Default::default() };

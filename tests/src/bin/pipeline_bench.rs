@@ -11,6 +11,11 @@
 //! emulation runs in the generator's and the worker's threads, as a NIC's
 //! work would not).
 //!
+//! `--acl-rules N` binds an ingress ACL of N rules to p0: N - 1 rules
+//! that do not match the generator's traffic (UDP between /24s of
+//! 172.16.0.0/12), then one that permits it (`--stateful`: a
+//! permit-stateful rule, so every packet also looks up its session).
+//!
 //! Usage: pipeline_bench [--seconds S] [--warmup S] [--frame N] [--flows N] [--burst N] [--driver mem|mana]
 
 use dataplane::runtime::Runtime;
@@ -27,6 +32,8 @@ fn main() {
     let flows: u32 = arg(&args, "--flows", 1024);
     let burst: usize = arg(&args, "--burst", 32);
     let driver: String = arg(&args, "--driver", String::from("mem"));
+    let acl_rules: usize = arg(&args, "--acl-rules", 0);
+    let stateful = args.iter().any(|a| a == "--stateful");
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gen = GenConfig { rate_pps: 0, flows, frame_len: frame, burst: 32, ..Default::default() };
@@ -43,6 +50,9 @@ fn main() {
     spec.workers[0].core = Some(0);
     if let Some(g) = spec.generator.as_mut() {
         g.core = if cores > 1 { Some(1) } else { None };
+    }
+    if acl_rules > 0 {
+        spec.acl = bench_acl(acl_rules, stateful);
     }
     let rt = match Runtime::start(&spec) {
         Ok(rt) => rt,
@@ -94,4 +104,39 @@ fn main() {
         std::process::exit(1);
     }
     println!("mpps_per_core={mpps_core:.2}");
+}
+
+/// An ingress ACL on p0 whose last rule permits the generator's flows.
+fn bench_acl(n: usize, stateful: bool) -> dataplane::acl::control::AclConfig {
+    use dataplane::acl::control::{AclBindSpec, AclConfig, AclSpec};
+    use dataplane::acl::stage::Direction;
+    use dataplane::acl::{Action, Prefix, Range, Rule};
+    let v4 = |a: u32, len: u8| Prefix { addr: a as u128, len, v6: false };
+    let mut rules: Vec<Rule> = (0..n.saturating_sub(1) as u32)
+        .map(|i| Rule {
+            src: v4(0xac10_0000 | (((i * 7919) << 8) & 0x000f_ff00), 24),
+            dst: v4(0xac10_0000 | (((i * 104_729) << 8) & 0x000f_ff00), 24),
+            sport: Range::ANY,
+            dport: Range { lo: (i % 60_000) as u16, hi: (i % 60_000) as u16 + 100 },
+            proto: Some(17),
+            tcp_flags: 0,
+            tcp_mask: 0,
+            action: Action::Deny,
+        })
+        .collect();
+    rules.push(Rule {
+        src: v4(0x0a00_0000, 16),
+        dst: v4(0x0a01_0000, 16),
+        sport: Range::ANY,
+        dport: Range::ANY,
+        proto: Some(17),
+        tcp_flags: 0,
+        tcp_mask: 0,
+        action: if stateful { Action::PermitStateful } else { Action::Permit },
+    });
+    AclConfig {
+        acls: vec![AclSpec { name: "bench".into(), rules }],
+        bindings: vec![AclBindSpec { port: "p0".into(), dir: Direction::Ingress, acl: "bench".into(), default: Action::Deny }],
+        ..Default::default()
+    }
 }

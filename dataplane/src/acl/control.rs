@@ -222,3 +222,82 @@ impl AclControl {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Key, Prefix, Range};
+    use super::*;
+
+    fn rule(dport: u16, action: Action) -> Rule {
+        Rule { dport: Range::one(dport), proto: Some(17), ..Rule::any(false, action) }
+    }
+
+    fn key(dport: u16) -> Key {
+        Key { src: 0x0a00_0001, dst: 0x0a01_0001, sport: 1000, dport, proto: 17, tcp_flags: 0, v6: false }
+    }
+
+    fn ctl() -> AclControl {
+        let cfg = AclConfig {
+            acls: vec![AclSpec { name: "a".into(), rules: vec![rule(53, Action::Deny), rule(80, Action::Permit)] }],
+            bindings: vec![AclBindSpec {
+                port: "p0".into(),
+                dir: Direction::Ingress,
+                acl: "a".into(),
+                default: Action::Deny,
+            }],
+            ..Default::default()
+        };
+        AclControl::new(&["p0".into(), "p1".into()], 2, &cfg).expect("valid")
+    }
+
+    fn first(c: &AclControl, k: &Key) -> u32 {
+        c.view().ingress[0].as_ref().expect("bound").acl.classifier().classify(k)
+    }
+
+    #[test]
+    fn rules_insert_and_delete_in_priority_order() {
+        let mut c = ctl();
+        assert_eq!(first(&c, &key(80)), 1);
+        // A new highest-priority rule for port 80 shifts the others down.
+        c.insert_rule("a", 0, rule(80, Action::Deny)).expect("insert");
+        assert_eq!(first(&c, &key(80)), 0);
+        assert_eq!(first(&c, &key(53)), 1);
+        c.delete_rule("a", 0).expect("delete");
+        assert_eq!(first(&c, &key(80)), 1);
+        assert_eq!(c.get("a").expect("a").rules().len(), 2);
+    }
+
+    #[test]
+    fn wrong_calls_get_errors_and_change_nothing() {
+        let mut c = ctl();
+        let before = c.get("a").expect("a").rules().to_vec();
+        assert_eq!(
+            c.insert_rule("a", 3, rule(1, Action::Permit)),
+            Err(AclError::NoSuchRule { acl: "a".into(), index: 3 })
+        );
+        assert_eq!(c.delete_rule("a", 2), Err(AclError::NoSuchRule { acl: "a".into(), index: 2 }));
+        assert_eq!(c.delete_rule("b", 0), Err(AclError::NoSuchAcl("b".into())));
+        assert_eq!(c.delete("a"), Err(AclError::InUse("a".into())));
+        assert_eq!(c.bind("p9", Direction::Egress, Some(("a", Action::Deny))), Err(AclError::NoSuchPort("p9".into())));
+        assert_eq!(c.bind("p1", Direction::Egress, Some(("zz", Action::Deny))), Err(AclError::NoSuchAcl("zz".into())));
+        let mut bad = rule(1, Action::Permit);
+        bad.dport = Range { lo: 9, hi: 3 };
+        assert!(matches!(c.set("a", &[bad]), Err(AclError::Invalid(_))));
+        let mut mixed = rule(1, Action::Permit);
+        mixed.dst = Prefix::any(true);
+        assert!(matches!(c.set("a", &[mixed]), Err(AclError::Invalid(_))));
+        assert_eq!(c.get("a").expect("a").rules(), &before[..]);
+        // Unbound, it can go.
+        c.bind("p0", Direction::Ingress, None).expect("unbind");
+        c.delete("a").expect("delete");
+        assert!(c.view().ingress.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn the_session_table_exists_once_a_rule_is_stateful() {
+        let mut c = ctl();
+        assert!(c.sessions().is_none() && c.view().sessions.is_none());
+        c.set("s", &[rule(1, Action::PermitStateful)]).expect("set");
+        assert!(c.sessions().is_some() && c.view().sessions.is_some());
+    }
+}

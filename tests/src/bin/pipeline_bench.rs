@@ -136,7 +136,12 @@ fn bench_acl(n: usize, stateful: bool) -> dataplane::acl::control::AclConfig {
     });
     AclConfig {
         acls: vec![AclSpec { name: "bench".into(), rules }],
-        bindings: vec![AclBindSpec { port: "p0".into(), dir: Direction::Ingress, acl: "bench".into(), default: Action::Deny }],
+        bindings: vec![AclBindSpec {
+            port: "p0".into(),
+            dir: Direction::Ingress,
+            acl: "bench".into(),
+            default: Action::Deny,
+        }],
         ..Default::default()
     }
 }

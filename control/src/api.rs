@@ -14,8 +14,8 @@ use dataplane::runtime::{PortSnapshot, StatsSnapshot, WorkerSnapshot};
 use ports::{MacAddr, PoolStats, QueueStats, RxQueueStats};
 use proto::vrouter::v1::vrouter_server::{Vrouter, VrouterServer};
 use proto::vrouter::v1::{
-    CapabilitiesRequest, CapabilitiesResponse, DropCounter, GetCountersRequest, GetCountersResponse, ListPortsRequest,
-    ListPortsResponse, PagePoolCounters, PortCounters, PortInfo, QueueCounters, WorkerCounters,
+    CapabilitiesRequest, CapabilitiesResponse, DriverCounter, DropCounter, GetCountersRequest, GetCountersResponse,
+    ListPortsRequest, ListPortsResponse, PagePoolCounters, PortCounters, PortInfo, QueueCounters, WorkerCounters,
 };
 use std::fmt;
 use std::future::Future;
@@ -148,6 +148,18 @@ pub fn pool_counters(p: &PoolStats) -> Option<PagePoolCounters> {
     })
 }
 
+/// A queue pair's named driver counters, drops first.
+fn driver_counters(rx: Option<&QueueStats>, tx: Option<&QueueStats>) -> Vec<DriverCounter> {
+    let mut v = Vec::new();
+    for (dir, q) in [("rx", rx), ("tx", tx)] {
+        let Some(q) = q else { continue };
+        for (list, drop) in [(&q.drops, true), (&q.counters, false)] {
+            v.extend(list.iter().map(|(n, c)| DriverCounter { name: format!("{dir}.{n}"), value: *c, drop }));
+        }
+    }
+    v
+}
+
 /// Counters of queue pair `id` (RX and/or TX may be missing).
 fn queue_counters(id: usize, rx: Option<&RxQueueStats>, tx: Option<&QueueStats>) -> QueueCounters {
     QueueCounters {
@@ -159,6 +171,7 @@ fn queue_counters(id: usize, rx: Option<&RxQueueStats>, tx: Option<&QueueStats>)
         rx_drops: rx.map_or(0, |r| r.queue.dropped()),
         tx_drops: tx.map_or(0, QueueStats::dropped),
         page_pool: rx.and_then(|r| pool_counters(&r.pool)),
+        driver: driver_counters(rx.map(|r| &r.queue), tx),
     }
 }
 

@@ -6,8 +6,8 @@ use dataplane::runtime::{PortSnapshot, StatsSnapshot, WorkerSnapshot};
 use ports::{Capabilities, LinkState, MacAddr, PoolStats, PortId, PortInfo, QueueStats, RxQueueStats};
 use proto::vrouter::v1::vrouter_client::VrouterClient;
 use proto::vrouter::v1::{
-    CapabilitiesRequest, DropCounter, GetCountersRequest, GetCountersResponse, ListPortsRequest, PagePoolCounters,
-    PortCounters, QueueCounters, WorkerCounters,
+    CapabilitiesRequest, DriverCounter, DropCounter, GetCountersRequest, GetCountersResponse, ListPortsRequest,
+    PagePoolCounters, PortCounters, QueueCounters, WorkerCounters,
 };
 use std::error::Error;
 use std::os::unix::fs::PermissionsExt;
@@ -138,6 +138,11 @@ fn expected_counters() -> GetCountersResponse {
                         rx_drops: 3,
                         tx_drops: 4,
                         page_pool: Some(pool(0)),
+                        driver: vec![
+                            dc("rx.no_buffer", 2, true),
+                            dc("rx.oversize", 1, true),
+                            dc("tx.ring_full", 4, true),
+                        ],
                     },
                     QueueCounters {
                         queue_id: 1,
@@ -148,6 +153,7 @@ fn expected_counters() -> GetCountersResponse {
                         rx_drops: 0,
                         tx_drops: 0,
                         page_pool: Some(pool(1000)),
+                        driver: vec![dc("rx.no_buffer", 0, true)],
                     },
                 ],
             },
@@ -166,6 +172,7 @@ fn expected_counters() -> GetCountersResponse {
                     rx_drops: 0,
                     tx_drops: 0,
                     page_pool: None,
+                    driver: vec![],
                 }],
             },
         ],
@@ -548,4 +555,8 @@ fn vrouterctl_config_check_and_connect_errors() -> TestResult {
         absent.stderr
     );
     Ok(())
+}
+
+fn dc(name: &str, value: u64, drop: bool) -> DriverCounter {
+    DriverCounter { name: name.into(), value, drop }
 }

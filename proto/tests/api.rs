@@ -5,7 +5,7 @@ use std::error::Error;
 
 use prost::Message;
 use proto::vrouter::v1::{
-    DropCounter, GetCountersResponse, PagePoolCounters, PortCounters, QueueCounters, WorkerCounters,
+    DriverCounter, DropCounter, GetCountersResponse, PagePoolCounters, PortCounters, QueueCounters, WorkerCounters,
 };
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -38,6 +38,10 @@ fn sample_counters() -> GetCountersResponse {
                             in_use: 6,
                             size: 4096,
                         }),
+                        driver: vec![
+                            DriverCounter { name: "rx.truncated".into(), value: 1, drop: true },
+                            DriverCounter { name: "rx.cqe_coalesced_4".into(), value: 3, drop: false },
+                        ],
                     },
                     QueueCounters { queue_id: 1, rx_packets: u64::MAX, page_pool: None, ..Default::default() },
                 ],

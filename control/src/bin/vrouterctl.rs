@@ -299,8 +299,18 @@ fn cycles_per_packet(w: &WorkerCounters) -> String {
 fn counters_text(c: &GetCountersResponse) -> String {
     let mut queues = Vec::new();
     let mut pools = Vec::new();
+    let mut driver = Vec::new();
     for p in &c.ports {
         for q in &p.queues {
+            for d in q.driver.iter().filter(|d| d.value != 0) {
+                driver.push(vec![
+                    p.name.clone(),
+                    q.queue_id.to_string(),
+                    d.name.clone(),
+                    d.value.to_string(),
+                    if d.drop { "drop".into() } else { String::new() },
+                ]);
+            }
             queues.push(vec![
                 p.name.clone(),
                 link(p.link_up).into(),
@@ -354,6 +364,10 @@ fn counters_text(c: &GetCountersResponse) -> String {
             &pools,
             "lrrrrrrrr",
         ));
+    }
+    if !driver.is_empty() {
+        out.push('\n');
+        out.push_str(&table(&["PORT", "QUEUE", "DRIVER COUNTER", "VALUE", ""], &driver, "lrlrl"));
     }
     out.push('\n');
     out.push_str(&table(&["WORKER", "CORE", "RX PKTS", "TX PKTS", "CYCLES/PKT", "DROPS"], &workers, "rrrrrl"));

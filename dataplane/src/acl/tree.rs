@@ -208,6 +208,19 @@ impl Block {
     }
 }
 
+/// A key at the low corner of every field of `r`.
+fn corner(r: &Rule) -> Key {
+    Key {
+        src: r.src.range().0,
+        dst: r.dst.range().0,
+        sport: r.sport.lo,
+        dport: r.dport.lo,
+        proto: r.proto.unwrap_or(0),
+        tcp_flags: r.tcp_flags & r.tcp_mask,
+        v6: r.src.v6,
+    }
+}
+
 /// Build statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TreeStats {
@@ -366,6 +379,44 @@ impl Tree {
         (b.t, b.depth)
     }
 
+    /// As [`Tree::classify`], also counting nodes walked and leaf rules
+    /// checked.
+    fn classify_counting(&self, k: &Key, best: u32) -> (u32, u64) {
+        let mut at = self.root;
+        let mut steps = 0u64;
+        while at & LEAF == 0 {
+            let n = self.nodes[at as usize];
+            let v = match n.dim {
+                0 => k.src,
+                1 => k.dst,
+                2 => k.sport as u128,
+                3 => k.dport as u128,
+                _ => k.proto as u128,
+            };
+            at = self.children[(n.base + (((v >> n.shift) as u32) & n.mask)) as usize];
+            steps += 1;
+        }
+        let (start, len) = self.leaves[(at & !LEAF) as usize];
+        let (start, end) = (start as usize, (start + len) as usize);
+        // Leaf rules are in priority order: scan until a match or `best`.
+        let idx: Vec<(u32, bool)> = if self.v6 {
+            self.rules[start..end].iter().map(|r| (r.index, r.matches(k))).collect()
+        } else {
+            let (src, dst) = (k.src as u32, k.dst as u32);
+            self.rules4[start..end].iter().map(|r| (r.index, r.matches(k, src, dst))).collect()
+        };
+        for (index, hit) in idx {
+            steps += 1;
+            if index >= best {
+                break;
+            }
+            if hit {
+                return (index, steps);
+            }
+        }
+        (best, steps)
+    }
+
     /// The first rule of this tree matching `k` that beats `best` (leaf
     /// rules are in priority order, so the scan stops at `best`).
     #[inline(always)]
@@ -423,13 +474,16 @@ impl Tree {
 /// are split into groups by this pattern, one tree each, so a few
 /// wildcard rules are not copied into every corner of the others' trees
 /// (the separability idea of EffiCuts).
-fn group_of(r: &Rule) -> usize {
+/// `ports`: also split by wide port ranges (more, smaller trees).
+fn group_of(r: &Rule, ports: bool) -> usize {
     let wide_ip = |p: &super::Prefix| p.len < if p.v6 { 64 } else { 16 };
     let wide_port = |x: &super::Range| (x.hi - x.lo) >= 0x8000;
-    (wide_ip(&r.src) as usize)
-        | ((wide_ip(&r.dst) as usize) << 1)
-        | ((wide_port(&r.sport) as usize) << 2)
-        | ((wide_port(&r.dport) as usize) << 3)
+    let ip = (wide_ip(&r.src) as usize) | ((wide_ip(&r.dst) as usize) << 1);
+    if ports {
+        ip | ((wide_port(&r.sport) as usize) << 2) | ((wide_port(&r.dport) as usize) << 3)
+    } else {
+        ip
+    }
 }
 
 /// One group's tree and the best (lowest) rule index in it.
@@ -448,7 +502,42 @@ pub struct Classifier {
 
 impl Classifier {
     /// Builds a classifier for `rules` (priority = index).
+    ///
+    /// Two splits into groups are built — by wide addresses and ports, and
+    /// by wide addresses only — and the one that costs fewer steps (nodes
+    /// walked plus leaf rules checked) over a probe key at the corner of
+    /// every rule is kept: which is cheaper depends on the rule set.
     pub fn build(rules: &[Rule]) -> Classifier {
+        let a = Self::build_split(rules, true);
+        let b = Self::build_split(rules, false);
+        let probes: Vec<Key> = rules.iter().map(corner).collect();
+        if b.cost(&probes) < a.cost(&probes) {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// Steps a classification of `keys` takes (the build's cost model).
+    fn cost(&self, keys: &[Key]) -> u64 {
+        keys.iter()
+            .map(|k| {
+                let mut best = NO_MATCH;
+                let mut steps = 0u64;
+                for g in &self.groups[k.v6 as usize] {
+                    if g.first >= best {
+                        break;
+                    }
+                    let (r, s) = g.tree.classify_counting(k, best);
+                    best = r;
+                    steps += s;
+                }
+                steps
+            })
+            .sum()
+    }
+
+    fn build_split(rules: &[Rule], ports: bool) -> Classifier {
         let all: Vec<Compact> = rules.iter().enumerate().map(|(i, r)| Compact::of(r, i as u32)).collect();
         let mut stats = TreeStats::default();
         let mut groups: [Vec<Group>; 2] = [Vec::new(), Vec::new()];
@@ -457,7 +546,7 @@ impl Classifier {
             let mut ids: Vec<Vec<u32>> = vec![Vec::new(); 16];
             for (i, r) in rules.iter().enumerate() {
                 if r.src.v6 == v6 {
-                    ids[group_of(r)].push(i as u32);
+                    ids[group_of(r, ports)].push(i as u32);
                 }
             }
             // Small groups cost a tree walk each for few rules: merge each

@@ -605,7 +605,7 @@ impl Runtime {
     pub fn l3(&self) -> std::sync::MutexGuard<'_, L3Control> {
         // L3Control keeps its invariants across a panic in a caller's
         // closure only as far as its own methods completed; recover.
-        self.l3.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.l3)
     }
 
     pub fn ports(&self) -> &[Box<dyn Port>] {

@@ -1379,7 +1379,7 @@ impl ManaTxQueue {
             self.resync(epoch);
         }
         self.reap();
-        let sh = self.sh.clone();
+        let sh = &*self.sh;
         let c = &sh.txq[self.q].c;
         let Some(r) = self.ring.as_deref_mut() else { return Err(segs) };
         if segs.is_empty() || segs.len() > MAX_TX_SGE || r.outstanding() > r.mask {
@@ -1388,7 +1388,7 @@ impl ManaTxQueue {
         let mut sges = [Sge::default(); MAX_TX_SGE];
         let mut total = 0;
         for (i, p) in segs.iter().enumerate() {
-            let Some(key) = key_of(&sh, r, p) else {
+            let Some(key) = key_of(sh, r, p) else {
                 c.no_key.inc();
                 return Err(segs);
             };
@@ -1418,14 +1418,14 @@ impl ManaTxQueue {
         if epoch != self.epoch {
             self.resync(epoch);
         }
-        let sh = self.sh.clone();
-        let c = &sh.txq[self.q].c;
-        if self.ring.is_none() || !sh.started.load(Ordering::Relaxed) || !sh.dev.link_up() {
-            c.link_down.add(pkts.len() as u64);
+        if self.ring.is_none() || !self.sh.started.load(Ordering::Relaxed) || !self.sh.dev.link_up() {
+            self.sh.txq[self.q].c.link_down.add(pkts.len() as u64);
             pkts.clear();
             return 0;
         }
         self.reap();
+        let sh = &*self.sh;
+        let c = &sh.txq[self.q].c;
         let Some(r) = self.ring.as_deref_mut() else { return 0 };
         let max = sh.mtu.load(Ordering::Relaxed) as usize + 18;
         let total = pkts.len();
@@ -1450,7 +1450,7 @@ impl ManaTxQueue {
                 full = true;
                 return Some(p);
             }
-            let Some(key) = key_of(&sh, r, &p) else {
+            let Some(key) = key_of(sh, r, &p) else {
                 c.no_key.inc();
                 return None;
             };

@@ -94,7 +94,7 @@ use std::os::raw::{c_int, c_void};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Largest MTU MANA accepts.
@@ -138,7 +138,7 @@ impl RingAllocator {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<usize, usize>> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.live)
     }
 
     fn alloc(&self, size: usize) -> *mut c_void {
@@ -1098,7 +1098,7 @@ impl HwDevice {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.state)
     }
 
     /// The state, or `Gone` while the device is removed.

@@ -12,6 +12,7 @@ pub mod fib;
 pub mod frag;
 pub mod l3;
 pub mod local;
+pub mod nat;
 pub mod neigh;
 pub mod rcu;
 pub mod runtime;

@@ -50,9 +50,25 @@ pub enum DropReason {
     AclDefaultDeny,
     /// A permit-stateful rule matched but the session table had no room.
     AclSessionFull,
+    /// A new flow needed a NAT session and the worker's share of the NAT
+    /// session table (or the index) had no room.
+    NatSessionFull,
+    /// Every external port tried for a new flow was in use towards its
+    /// remote end.
+    NatPortExhausted,
+    /// The inside host already has its maximum number of NAT sessions.
+    NatHostLimit,
+    /// A DNAT session's reply tuple is already another session's.
+    NatReplyClash,
+    /// A later fragment whose first fragment created no translation (it
+    /// came first, or was dropped).
+    NatFragNoSession,
+    /// A protocol NAT cannot translate (not TCP, UDP or ICMP) would need
+    /// source translation.
+    NatUnsupportedProtocol,
 }
 
-const OWN: [(DropReason, &str); 18] = [
+const OWN: [(DropReason, &str); 24] = [
     (DropReason::NotForUs, "eth_not_for_us"),
     (DropReason::UnsupportedEthertype, "unsupported_ethertype"),
     (DropReason::VlanUnknown, "vlan_unknown"),
@@ -71,6 +87,12 @@ const OWN: [(DropReason, &str); 18] = [
     (DropReason::AclDeny, "acl_deny"),
     (DropReason::AclDefaultDeny, "acl_default_deny"),
     (DropReason::AclSessionFull, "acl_session_full"),
+    (DropReason::NatSessionFull, "nat_session_full"),
+    (DropReason::NatPortExhausted, "nat_port_exhausted"),
+    (DropReason::NatHostLimit, "nat_host_limit"),
+    (DropReason::NatReplyClash, "nat_reply_clash"),
+    (DropReason::NatFragNoSession, "nat_frag_no_session"),
+    (DropReason::NatUnsupportedProtocol, "nat_unsupported_protocol"),
 ];
 
 impl DropReason {
@@ -101,6 +123,12 @@ impl DropReason {
             DropReason::AclDeny => 15,
             DropReason::AclDefaultDeny => 16,
             DropReason::AclSessionFull => 17,
+            DropReason::NatSessionFull => 18,
+            DropReason::NatPortExhausted => 19,
+            DropReason::NatHostLimit => 20,
+            DropReason::NatReplyClash => 21,
+            DropReason::NatFragNoSession => 22,
+            DropReason::NatUnsupportedProtocol => 23,
         };
         WireError::COUNT + own
     }

@@ -97,6 +97,8 @@ pub struct RuntimeSpec {
     pub neigh: NeighConfig,
     /// ACLs, their bindings and the session table.
     pub acl: crate::acl::control::AclConfig,
+    /// NAT rules and the NAT session table.
+    pub nat: crate::nat::NatConfig,
 }
 
 #[derive(Debug)]
@@ -277,6 +279,7 @@ pub struct Runtime {
     neigh_events: Arc<NeighEvents>,
     neigh_mgr: Option<NeighManager>,
     acl: std::sync::Mutex<crate::acl::control::AclControl>,
+    nat: std::sync::Mutex<crate::nat::control::NatControl>,
 }
 
 /// The control-side thread that feeds the neighbour table: it drains what
@@ -468,9 +471,20 @@ impl Runtime {
         let port_names: Vec<String> = ports.iter().map(|p| p.info().name).collect();
         let acl = crate::acl::control::AclControl::new(&port_names, nworkers, &spec.acl)
             .map_err(|e| RuntimeError::Config(format!("acl: {e}")))?;
+        let nat_ports: Vec<crate::nat::control::NatPort> = spec
+            .ports
+            .iter()
+            .map(|p| crate::nat::control::NatPort {
+                name: p.config.name.clone(),
+                addrs: p.addrs.iter().map(|a| a.0).collect(),
+            })
+            .collect();
+        let nat = crate::nat::control::NatControl::new(&nat_ports, nworkers, &spec.nat)
+            .map_err(|e| RuntimeError::Config(format!("nat: {e}")))?;
         {
             let mut t = (*tables.current()).clone();
             t.acl = acl.view();
+            t.nat = nat.view();
             tables.publish(t);
         }
         let neigh = Arc::new(std::sync::Mutex::new(neigh));
@@ -490,6 +504,7 @@ impl Runtime {
             neigh,
             neigh_events,
             acl: std::sync::Mutex::new(acl),
+            nat: std::sync::Mutex::new(nat),
         };
         for (w, plan) in spec.workers.iter().enumerate() {
             let werr = |err| RuntimeError::Worker { worker: w, err };
@@ -583,6 +598,27 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+
+    /// Changes the NAT rules with `f` and, if it succeeds, publishes them
+    /// (sessions are kept). On error nothing changes. Lock order as for
+    /// [`Runtime::acl_update`].
+    pub fn nat_update<T>(
+        &self,
+        f: impl FnOnce(&mut crate::nat::control::NatControl) -> Result<T, crate::nat::control::NatError>,
+    ) -> Result<T, crate::nat::control::NatError> {
+        let mut c = lock(&self.nat);
+        let v = f(&mut c)?;
+        let _l3 = lock(&self.l3);
+        let mut t = (*self.tables.current()).clone();
+        t.nat = c.view();
+        self.tables.publish(t);
+        Ok(v)
+    }
+
+    /// Reads the NAT state (counters, sessions).
+    pub fn nat(&self) -> std::sync::MutexGuard<'_, crate::nat::control::NatControl> {
+        lock(&self.nat)
     }
 
     /// Reads the ACL state (hit counters, sessions).

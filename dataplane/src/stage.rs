@@ -403,6 +403,8 @@ fn learn(b: &Batch, t: &Tables, events: &NeighEvents) {
 pub struct Pipeline {
     pub parse: ParseStage,
     pub acl_in: crate::acl::stage::AclStage,
+    /// Runs as `nat_in` (before the route lookup) and `nat_out` (after).
+    pub nat: crate::nat::stage::NatStage,
     pub forward: L3Forward,
     pub acl_out: crate::acl::stage::AclStage,
     pub local: crate::local::LocalStage,
@@ -414,6 +416,7 @@ impl Default for Pipeline {
         Pipeline {
             parse: ParseStage,
             acl_in: AclStage::new(Direction::Ingress),
+            nat: crate::nat::stage::NatStage::default(),
             forward: L3Forward::default(),
             acl_out: AclStage::new(Direction::Egress),
             local: crate::local::LocalStage::default(),
@@ -422,8 +425,8 @@ impl Default for Pipeline {
 }
 
 impl Pipeline {
-    pub fn stage_names(&self) -> [&'static str; 5] {
-        [self.parse.name(), "acl_in", self.forward.name(), "acl_out", self.local.name()]
+    pub fn stage_names(&self) -> [&'static str; 7] {
+        [self.parse.name(), "acl_in", "nat_in", self.forward.name(), "nat_out", "acl_out", self.local.name()]
     }
 
     /// Runs every stage over the batch; packets no stage decided on are
@@ -433,7 +436,9 @@ impl Pipeline {
         b.reset_verdicts();
         self.parse.process(b, cx);
         self.acl_in.process(b, cx);
+        self.nat.process_in(b, cx);
         self.forward.process(b, cx);
+        self.nat.process_out(b, cx);
         self.acl_out.process(b, cx);
         if let Some(n) = cx.neigh {
             learn(b, cx.tables, n.events);

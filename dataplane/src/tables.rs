@@ -36,6 +36,8 @@ pub struct Tables {
     pub l3: L3View,
     /// ACL bindings and the session table.
     pub acl: crate::acl::stage::AclTables,
+    /// NAT rules and the NAT session table (`None`: NAT off).
+    pub nat: Option<std::sync::Arc<crate::nat::stage::NatView>>,
     /// Bumped on every publish.
     pub generation: u64,
 }

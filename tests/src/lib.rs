@@ -80,6 +80,7 @@ pub fn two_port_spec(tag: &str, workers: usize, queues: u16, gen: Option<GenConf
         neighbors: Vec::new(),
         neigh: Default::default(),
         acl: Default::default(),
+        nat: Default::default(),
     }
 }
 

@@ -224,6 +224,7 @@ fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
         neighbors: Vec::new(),
         neigh: Default::default(),
         acl: Default::default(),
+        nat: Default::default(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Unknown keys are errors (a typo must not silently change behaviour), and
 //! every error names the file and the offending entry. See
 //! `configs/demo.toml` for an annotated example, and
-//! `configs/firewall.toml` for ACLs and sessions.
+//! `configs/firewall.toml` for ACLs and sessions, `configs/nat.toml` for
+//! NAT.
 
 use dataplane::acl::control::{AclBindSpec, AclConfig, AclSpec};
 use dataplane::acl::session::{SessionConfig, MAX_CAPACITY, MIN_CAPACITY};
@@ -41,6 +42,8 @@ pub struct Config {
     #[serde(default, rename = "acl")]
     pub acls: Vec<AclSection>,
     pub sessions: Option<SessionsSection>,
+    /// NAT44: see `configs/nat.toml`.
+    pub nat: Option<crate::natconf::NatSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -730,6 +733,16 @@ impl Config {
             routes.push(RouteSpec { vrf: r.vrf, addr: net.addr(), len: net.prefix_len(), target });
         }
         let generator = self.generator.as_ref().map(|g| self.generator_spec(g, &ports)).transpose()?;
+        let nat = self.nat.as_ref().map(|n| n.to_config()).transpose()?.unwrap_or_default();
+        let nat_ports: Vec<dataplane::nat::control::NatPort> = ports
+            .iter()
+            .map(|p| dataplane::nat::control::NatPort {
+                name: p.config.name.clone(),
+                addrs: p.addrs.iter().map(|a| a.0).collect(),
+            })
+            .collect();
+        dataplane::nat::control::validate(&nat_ports, workers.len(), &nat)
+            .map_err(|e| ConfigError(format!("nat: {e}")))?;
         Ok(RuntimeSpec {
             ports,
             workers,
@@ -758,6 +771,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             neigh: Default::default(),
             acl: self.acl_spec()?,
+            nat,
         })
     }
 

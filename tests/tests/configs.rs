@@ -188,6 +188,33 @@ fn broken_configs_name_the_problem() {
         ("[sessions]\ncapacity = 0\n", "sessions.capacity 0 out of range"),
         ("[sessions]\nudp = 0\n", "sessions.udp: a timeout must be at least 1 second"),
         ("[sessions]\nudp_timeout = 5\n", "unknown field `udp_timeout`"),
+        // NAT.
+        ("[nat]\ninside = [\"p9\"]\n", "nat: no port named \"p9\""),
+        ("[nat]\ninside = [\"p0\"]\noutside = [\"p0\"]\n", "nat: port \"p0\" is both inside and outside"),
+        ("[nat]\nmapping = \"full-cone\"\n", "nat.mapping: \"full-cone\""),
+        ("[nat]\nudp_ports = \"9-3\"\n", "nat.udp_ports: \"9-3\" is not a range"),
+        ("[nat]\ncapacity = 0\n", "nat.capacity 0 out of range"),
+        ("[nat.timeouts]\nudp = 0\n", "nat.timeouts.udp: a timeout must be at least 1 second"),
+        ("[nat]\nexempt = [\"nonsense\"]\n", "nat.exempt: \"nonsense\" is not an IPv4 address or prefix"),
+        ("[[nat.snat]]\nsrc = \"10.0.0.0/8\"\n", "nat.snat[0]: needs to = \"interface\" or a pool"),
+        ("[[nat.snat]]\nsrc = \"10.0.0.0/8\"\nto = \"wan\"\n", "nat.snat[0].to: \"wan\""),
+        (
+            "[[nat.snat]]\nsrc = \"10.0.0.0/8\"\nto = \"interface\"\npool = [\"192.0.2.1\"]\n",
+            "nat.snat[0]: `to` and `pool` are exclusive",
+        ),
+        ("[[nat.dnat]]\nexternal = \"192.0.2.1\"\nproto = \"gre\"\nbackends = []\n", "nat.dnat[0].proto: \"gre\""),
+        (
+            "[[nat.dnat]]\nexternal = \"192.0.2.1\"\nproto = \"tcp\"\nport = 80\nbackends = [\"10.0.0.1:x\"]\n",
+            "nat.dnat[0].backends: \"10.0.0.1:x\": bad port",
+        ),
+        (
+            "[nat]\ninside = [\"p0\"]\noutside = [\"p1\"]\n[[nat.dnat]]\nexternal = \"192.0.2.1\"\nproto = \"tcp\"\nbackends = [\"10.0.0.1\"]\n",
+            "nat: dnat rule 0: a protocol needs a port",
+        ),
+        (
+            "[nat]\ninside = [\"p0\"]\noutside = [\"p1\"]\n[[nat.snat]]\nsrc = \"10.0.0.0/8\"\nto = \"interface\"\n",
+            "no IPv4 address to masquerade as",
+        ),
     ];
     for (extra, want) in cases {
         let text = if extra.contains("[[port]]") || extra.starts_with("# standalone") {
@@ -285,4 +312,43 @@ action = "unreachable"
     assert_eq!(l3.route_count(dataplane::l3::VrfId(1)), Some((3, 0)));
     drop(l3);
     rt.stop().expect("stop");
+}
+
+#[test]
+fn nat_config_translates_generator_flows() {
+    let cfg = Config::load(&vrouter_tests::repo_root().join("configs/nat.toml")).expect("nat");
+    let mut spec = cfg.to_spec().expect("spec");
+    let gen = spec.generator.as_mut().expect("the NAT example has a generator");
+    gen.config.rate_pps = 100_000;
+    let flows = gen.config.flows as usize;
+    assert_eq!(spec.nat.inside, vec!["p0".to_string()]);
+    let rt = Runtime::start(&spec).expect("start");
+    let t0 = std::time::Instant::now();
+    let rx_valid = |rt: &Runtime| rt.snapshot().generator.map_or(0, |g| g.rx_valid);
+    while t0.elapsed() < Duration::from_secs(20) && rx_valid(&rt) <= 20_000 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let now = dataplane::tsc::secs(dataplane::tsc::now()) as u32;
+    let (sessions, counters, by_src) = {
+        let nat = rt.nat();
+        let t = nat.table().expect("NAT on");
+        let mut srcs = std::collections::BTreeSet::new();
+        t.for_each(now, |s| {
+            srcs.insert(std::net::Ipv4Addr::from(s.reply.dst));
+        });
+        (t.len(now), nat.counters(), srcs)
+    };
+    let report = rt.stop().expect("stop");
+    let g = report.final_stats.generator.clone().expect("gen");
+    // Translated frames still carry valid IPv4 checksums (the sink checks).
+    assert!(g.rx_valid > 20_000 && g.rx_invalid == 0, "{g:?}");
+    assert_eq!(sessions, flows, "one session per generator flow");
+    let created = counters.iter().find(|c| c.0 == "sessions_created").map(|c| c.1);
+    assert_eq!(created, Some(flows as u64), "{counters:?}");
+    // Every flow leaves as p1's address.
+    assert_eq!(by_src.into_iter().collect::<Vec<_>>(), vec![std::net::Ipv4Addr::new(192, 0, 2, 1)]);
+    let nat_drops: Vec<_> =
+        report.final_stats.workers.iter().flat_map(|w| &w.drops).filter(|d| d.0.starts_with("nat_")).collect();
+    assert!(nat_drops.is_empty(), "{nat_drops:?}");
+    assert!(report.leaks().is_empty(), "{:?}", report.leaks());
 }

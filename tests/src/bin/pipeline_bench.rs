@@ -16,7 +16,17 @@
 //! 172.16.0.0/12), then one that permits it (`--stateful`: a
 //! permit-stateful rule, so every packet also looks up its session).
 //!
+//! `--nat` translates the generator's flows (p0 inside, p1 outside, SNAT of
+//! 10.0.0.0/8 to a pool of 64 addresses, endpoint-dependent) in a session
+//! table of `--nat-capacity` sessions (default 2^21). The warm-up then
+//! lasts until every flow has its session (at least `--warmup`), and the
+//! rate at which the worker created them is reported as
+//! `new_sessions_per_s_per_core` (busy cycles between 5% and 95% of the
+//! flows created; every packet in that window opens a session), with the
+//! table's memory per session.
+//!
 //! Usage: pipeline_bench [--seconds S] [--warmup S] [--frame N] [--flows N] [--burst N] [--driver mem|mana]
+//!                       [--acl-rules N [--stateful]] [--nat [--nat-capacity N]]
 
 use dataplane::runtime::Runtime;
 use dataplane::testgen::GenConfig;
@@ -34,6 +44,8 @@ fn main() {
     let driver: String = arg(&args, "--driver", String::from("mem"));
     let acl_rules: usize = arg(&args, "--acl-rules", 0);
     let stateful = args.iter().any(|a| a == "--stateful");
+    let nat = args.iter().any(|a| a == "--nat");
+    let nat_capacity: usize = arg(&args, "--nat-capacity", 1 << 21);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gen = GenConfig { rate_pps: 0, flows, frame_len: frame, burst: 32, ..Default::default() };
@@ -54,6 +66,9 @@ fn main() {
     if acl_rules > 0 {
         spec.acl = bench_acl(acl_rules, stateful);
     }
+    if nat {
+        spec.nat = bench_nat(nat_capacity);
+    }
     let rt = match Runtime::start(&spec) {
         Ok(rt) => rt,
         Err(e) => {
@@ -62,8 +77,12 @@ fn main() {
         }
     };
     let hz = dataplane::tsc::hz();
-    std::thread::sleep(Duration::from_secs_f64(warmup));
     let w = rt.workers()[0].stats().clone();
+    let mut new_rate = None;
+    if nat {
+        new_rate = Some(session_rate(&rt, &w, flows as u64, hz));
+    }
+    std::thread::sleep(Duration::from_secs_f64(warmup));
     let g = rt.generator_stats().expect("generator configured").clone();
     let t0 = Instant::now();
     let (rx0, tx0, cyc0, polls0, busy0) =
@@ -74,6 +93,7 @@ fn main() {
     let (rx1, tx1, cyc1, polls1, busy1) =
         (w.rx_packets.get(), w.tx_packets.get(), w.busy_cycles.get(), w.polls.get(), w.busy_polls.get());
     let (gtx1, grx1) = (g.tx_packets.get(), g.rx_valid.get());
+    let report_nat = nat_state(&rt);
     let report = rt.stop().expect("stop");
     let drops: Vec<_> = report.final_stats.workers.iter().flat_map(|w| w.drops.clone()).collect();
 
@@ -98,6 +118,12 @@ fn main() {
         rx as f64 / (busy1 - busy0).max(1) as f64
     );
     println!("worker drops: {drops:?} (polls {})", polls1 - polls0);
+    if let Some((rate, cps)) = new_rate {
+        let c = rt_nat_summary(&report_nat);
+        println!("nat: {c}");
+        println!("new sessions: {cps:.1} cycles each, {:.2} M/s per core", rate / 1e6);
+        println!("new_sessions_per_s_per_core={rate:.0}");
+    }
     println!("cycles_per_packet={cpp:.1}");
     if !report.leaks().is_empty() {
         eprintln!("page pools did not get every buffer back: {:?}", report.leaks());
@@ -143,5 +169,74 @@ fn bench_acl(n: usize, stateful: bool) -> dataplane::acl::control::AclConfig {
             default: Action::Deny,
         }],
         ..Default::default()
+    }
+}
+
+/// SNAT of the generator's sources (10.0.0.0/8) out of p1 to a pool of 64
+/// addresses: every flow goes to the same remote, so endpoint-dependent
+/// mapping needs about 16 ports per address per thousand flows.
+fn bench_nat(capacity: usize) -> dataplane::nat::NatConfig {
+    use dataplane::nat::{NatConfig, SnatRule, SnatTo};
+    let pool = (0..64u8).map(|i| std::net::Ipv4Addr::new(203, 0, 113, i)).collect();
+    let mut c = NatConfig {
+        inside: vec!["p0".into()],
+        outside: vec!["p1".into()],
+        snat: vec![SnatRule { src: "10.0.0.0/8".parse().expect("literal"), out_port: None, to: SnatTo::Pool(pool) }],
+        ..NatConfig::default()
+    };
+    c.table.capacity = capacity;
+    c
+}
+
+/// Waits until the worker created a session for every flow; returns the
+/// creation rate (sessions per second of busy core) and cycles per
+/// session, measured between 5% and 95% of the flows.
+fn session_rate(rt: &Runtime, w: &dataplane::WorkerStats, flows: u64, hz: u64) -> (f64, f64) {
+    let created = || rt.nat().counters().iter().find(|c| c.0 == "sessions_created").map_or(0, |c| c.1);
+    let (lo, hi) = (flows / 20, flows - flows / 20);
+    let t0 = Instant::now();
+    let mut start = None;
+    loop {
+        let (n, cyc) = (created(), w.busy_cycles.get());
+        if start.is_none() && n >= lo {
+            start = Some((n, cyc));
+        }
+        if n >= hi {
+            let (n0, c0) = start.unwrap_or((0, 0));
+            let cps = (cyc - c0) as f64 / (n - n0).max(1) as f64;
+            return (hz as f64 / cps, cps);
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            eprintln!("only {n} of {flows} sessions after 120 s");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+struct NatState {
+    live: usize,
+    capacity: usize,
+    bytes: usize,
+    counters: Vec<(&'static str, u64)>,
+}
+
+fn nat_state(rt: &Runtime) -> Option<NatState> {
+    let n = rt.nat();
+    let t = n.table()?;
+    let now = dataplane::tsc::secs(dataplane::tsc::now()) as u32;
+    Some(NatState { live: t.len(now), capacity: t.capacity(), bytes: t.bytes(), counters: n.counters() })
+}
+
+fn rt_nat_summary(s: &Option<NatState>) -> String {
+    match s {
+        Some(s) => format!(
+            "{} live sessions of {} ({} bytes per session), counters {:?}",
+            s.live,
+            s.capacity,
+            s.bytes / s.capacity.max(1),
+            s.counters.iter().filter(|c| c.1 > 0).collect::<Vec<_>>()
+        ),
+        None => "off".into(),
     }
 }

@@ -47,13 +47,28 @@ fn steady_state_forwarding_allocates_nothing() {
 
     // One driver after the other: the counter is process-wide.
     for driver in ["mem", "mana"] {
-        forward_without_allocating(driver);
+        forward_without_allocating(driver, false);
     }
+    // With NAT: so many flows that sessions are still being created (and
+    // ports allocated) throughout the window, besides translations.
+    forward_without_allocating("mem", true);
 }
 
-fn forward_without_allocating(driver: &str) {
-    let gen = dataplane::testgen::GenConfig { rate_pps: 0, flows: 512, ..Default::default() };
-    let mut spec = vrouter_tests::two_port_spec(&format!("zalloc-{driver}"), 1, 1, Some(gen));
+fn forward_without_allocating(driver: &str, nat: bool) {
+    let flows = if nat { 1 << 18 } else { 512 };
+    let gen = dataplane::testgen::GenConfig { rate_pps: 0, flows, ..Default::default() };
+    let mut spec = vrouter_tests::two_port_spec(&format!("zalloc-{driver}-{nat}"), 1, 1, Some(gen));
+    if nat {
+        use dataplane::nat::{NatConfig, SnatRule, SnatTo};
+        let pool = (0..64u8).map(|i| std::net::Ipv4Addr::new(203, 0, 113, i)).collect();
+        spec.nat = NatConfig {
+            inside: vec!["p0".into()],
+            outside: vec!["p1".into()],
+            snat: vec![SnatRule { src: "10.0.0.0/8".parse().expect("net"), out_port: None, to: SnatTo::Pool(pool) }],
+            ..NatConfig::default()
+        };
+        spec.nat.table.capacity = 1 << 19;
+    }
     for p in spec
         .ports
         .iter_mut()
@@ -67,11 +82,20 @@ fn forward_without_allocating(driver: &str) {
     let g = rt.generator_stats().expect("generator").clone();
     // Warm up: first-use allocations (thread-locals, arc-swap debt nodes).
     std::thread::sleep(Duration::from_millis(500));
+    let created = || rt.nat().counters().iter().find(|c| c.0 == "sessions_created").map_or(0, |c| c.1);
+    let c0 = created();
     let (a0, p0, r0) = (ALLOCS.load(Ordering::SeqCst), w.tx_packets.get(), g.rx_valid.get());
     std::thread::sleep(Duration::from_secs(2));
     let (a1, p1, r1) = (ALLOCS.load(Ordering::SeqCst), w.tx_packets.get(), g.rx_valid.get());
+    let created = created() - c0;
     let report = rt.stop().expect("stop");
     let forwarded = p1 - p0;
+    if nat {
+        assert!(created > 10_000, "sessions created in the window: {created}");
+        let drops: Vec<_> =
+            report.final_stats.workers.iter().flat_map(|w| &w.drops).filter(|d| d.0.starts_with("nat_")).collect();
+        assert!(drops.is_empty(), "{drops:?}");
+    }
     assert!(forwarded > 10_000, "{driver}: traffic flowed in the window: {forwarded} packets");
     assert!(r1 - r0 > 10_000, "{driver}: and arrived intact at the sink: {}", r1 - r0);
     assert_eq!(a1 - a0, 0, "{driver}: heap allocations while forwarding {forwarded} packets");

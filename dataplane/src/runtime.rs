@@ -284,13 +284,20 @@ pub struct Runtime {
 
 /// The control-side thread that feeds the neighbour table: it drains what
 /// workers saw (ARP/ND, misses) every 100 ms and ages entries every second.
+/// It also retires expired NAT sessions (64k records a tick, so a table of
+/// 1M sessions in under 2 s), giving back their per-host counts even
+/// where a worker sees too little traffic to sweep its share quickly.
 struct NeighManager {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NeighManager {
-    fn spawn(table: Arc<std::sync::Mutex<NeighTable>>, events: Arc<NeighEvents>) -> Result<NeighManager, RuntimeError> {
+    fn spawn(
+        table: Arc<std::sync::Mutex<NeighTable>>,
+        events: Arc<NeighEvents>,
+        nat: Option<Arc<crate::nat::table::NatTable>>,
+    ) -> Result<NeighManager, RuntimeError> {
         use std::sync::atomic::Ordering;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
@@ -300,6 +307,9 @@ impl NeighManager {
                 let mut last_age = std::time::Instant::now();
                 while !s.load(Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(100));
+                    if let Some(n) = &nat {
+                        n.retire_expired(tsc::secs(tsc::now()) as u32, 1 << 16);
+                    }
                     let mut t = lock(&table);
                     t.drain_events(&events, tsc::now());
                     if last_age.elapsed() >= std::time::Duration::from_secs(1) {
@@ -500,7 +510,7 @@ impl Runtime {
             tables,
             rcu,
             l3: std::sync::Mutex::new(l3),
-            neigh_mgr: Some(NeighManager::spawn(neigh.clone(), neigh_events.clone())?),
+            neigh_mgr: Some(NeighManager::spawn(neigh.clone(), neigh_events.clone(), nat.table().cloned())?),
             neigh,
             neigh_events,
             acl: std::sync::Mutex::new(acl),

@@ -424,7 +424,8 @@ fn udp_and_icmp_timeouts() {
     assert_eq!(r.sessions(301), 0, "UDP: 300 s");
     // Sweeps free them: the table is empty for any later time too, and
     // the worker counted what it freed.
-    for _ in 0..400 {
+    // Enough bursts for the sweep (4 records a burst) to go round.
+    for _ in 0..1100 {
         r.burst(1000, &[]);
     }
     r.one(1000, OUTSIDE, frame(OUTSIDE, &pkt(REMOTE, [10, 0, 0, 5], UDP, 53, 1000, 0)));
@@ -706,7 +707,7 @@ fn per_host_session_limit() {
     // Existing flows still pass; after expiry the host may open new ones.
     let (v, _) = r.one(1, INSIDE, frame(INSIDE, &pkt([10, 0, 0, 5], REMOTE, UDP, 1000, 53, 0)));
     assert_eq!(tx(&v), OUTSIDE);
-    for _ in 0..600 {
+    for _ in 0..1100 {
         r.burst(1000, &[]);
     }
     let (v, _) = r.one(1000, INSIDE, frame(INSIDE, &pkt([10, 0, 0, 5], REMOTE, UDP, 1003, 53, 0)));
@@ -955,4 +956,30 @@ proptest! {
         }
         prop_assert_eq!(got, want);
     }
+}
+
+#[test]
+fn expired_sessions_give_back_host_counts_without_traffic() {
+    let mut cfg = base_config();
+    cfg.max_sessions_per_host = 2;
+    let mut r = Router::new(cfg);
+    for p in 0..2u16 {
+        r.one(0, INSIDE, frame(INSIDE, &pkt([10, 0, 0, 5], REMOTE, UDP, 1000 + p, 53, 0)));
+    }
+    let t = r.nat.table().expect("table").clone();
+    let host = u32::from_be_bytes([10, 0, 0, 5]);
+    assert_eq!(t.host_sessions(host), 2);
+    // The control side's periodic pass, no packet in between.
+    assert_eq!(t.retire_expired(100, 1 << 16), 0, "nothing expired yet");
+    assert_eq!(t.host_sessions(host), 2);
+    assert_eq!(t.retire_expired(301, 1 << 16), 2);
+    assert_eq!(t.host_sessions(host), 0);
+    let (v, _) = r.one(301, INSIDE, frame(INSIDE, &pkt([10, 0, 0, 5], REMOTE, UDP, 2000, 53, 0)));
+    assert_eq!(tx(&v), OUTSIDE);
+    // The records themselves come back through the owner's sweeps, once.
+    for _ in 0..1100 {
+        r.burst(302, &[]);
+    }
+    assert_eq!(t.host_sessions(host), 1, "the retired sessions were not counted down twice");
+    assert_eq!(r.sessions(302), 1);
 }

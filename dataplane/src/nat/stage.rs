@@ -290,6 +290,9 @@ pub struct NatStage {
     /// The tuple after DNAT (`Dnat`; equal to `orig` otherwise).
     cur: Box<[Tuple; MAX_BURST]>,
     flags: Box<[u8; MAX_BURST]>,
+    /// `nat_out`'s decisions: the SNAT address, and whether hairpinned.
+    ext: Box<[Option<u32>; MAX_BURST]>,
+    hair: Box<[bool; MAX_BURST]>,
 }
 
 impl Default for NatStage {
@@ -303,12 +306,17 @@ impl Default for NatStage {
             orig: Box::new([Tuple::default(); MAX_BURST]),
             cur: Box::new([Tuple::default(); MAX_BURST]),
             flags: Box::new([0; MAX_BURST]),
+            ext: Box::new([None; MAX_BURST]),
+            hair: Box::new([false; MAX_BURST]),
         }
     }
 }
 
-/// Sessions a worker's sweep examines per burst.
-const SWEEP_PER_BURST: usize = 16;
+/// Sessions a worker's sweep examines per burst: a 1M-session share is
+/// walked in 250k bursts (about a second at full load). Expired sessions
+/// are invisible before they are swept; a worker that runs out of free
+/// sessions sweeps more on the spot.
+const SWEEP_PER_BURST: usize = 4;
 /// Most keys per table lookup batch.
 const LOOKUP_CHUNK: usize = 64;
 
@@ -456,6 +464,10 @@ impl NatStage {
         let n = b.len();
         let now = cx.now_secs as u32;
         let ctr = nat.counters.get(cx.worker);
+        // Decide first, and prefetch the index buckets of each new
+        // session's likely reply tuple: they are cold (a random place in a
+        // large table), and the creates below then find them cached.
+        let mut m = 0;
         for i in 0..n {
             let pend = self.pend[i];
             if pend == Pend::None {
@@ -465,7 +477,6 @@ impl NatStage {
                 Verdict::Tx(p) | Verdict::Fragment(p) | Verdict::Resolve { port: p, .. } => p.0,
                 _ => continue,
             };
-            let l = b.layers[i];
             let in_role = nat.role(b.pkts.as_slice()[i].port());
             let out_role = nat.role(out);
             let (orig, cur) = (self.orig[i], self.cur[i]);
@@ -477,6 +488,25 @@ impl NatStage {
             } else {
                 None
             };
+            match (pend, snat) {
+                (Pend::New | Pend::Dnat, Some(ext)) => {
+                    if let Some(port) = first_port(nat, cx.worker, &orig, &cur) {
+                        nat.table.prefetch(&with_source(&cur, ext, port).reverse());
+                    }
+                }
+                (Pend::Dnat, None) => nat.table.prefetch(&cur.reverse()),
+                _ => {}
+            }
+            self.at[m] = i as u16;
+            self.ext[i] = snat;
+            self.hair[i] = hairpin;
+            m += 1;
+        }
+        for q in 0..m {
+            let i = self.at[q] as usize;
+            let (pend, snat, hairpin) = (self.pend[i], self.ext[i], self.hair[i]);
+            let (orig, cur) = (self.orig[i], self.cur[i]);
+            let l = b.layers[i];
             let data = b.pkts.as_mut_slice()[i].data_mut();
             let res = match (pend, snat) {
                 (Pend::None | Pend::New | Pend::LaterFrag | Pend::Other, None) => continue,
@@ -562,14 +592,9 @@ fn snat_create(
             }
         }
     }
-    let range = nat.range(cur.proto);
-    let workers = nat.table.config().workers.max(1) as u32;
-    let w = (worker as u32) % workers;
-    let share = range.len() / workers + u32::from(range.len() % workers > w);
-    if share == 0 {
+    let Some(PortShare { lo, w, workers, share, start }) = port_share(nat, worker, orig, cur) else {
         return Err(DropReason::NatPortExhausted);
-    }
-    let start = (flow_hash(orig) % share as u64) as u32;
+    };
     for k in 0..MAX_PORT_TRIES.min(share) {
         if k > 0 {
             if let Some(c) = ctr {
@@ -577,7 +602,7 @@ fn snat_create(
             }
         }
         let idx = (start + k) % share;
-        let port = (range.lo as u32 + w + idx * workers) as u16;
+        let port = (lo + w + idx * workers) as u16;
         if eim {
             let mreply = Tuple { src: 0, dst: ext, sport: 0, dport: port, proto: cur.proto, kind: KIND_MAPPING };
             match nat.table.create(worker, &mkey, &mreply, State::Mapping, now) {
@@ -594,6 +619,36 @@ fn snat_create(
         }
     }
     Err(DropReason::NatPortExhausted)
+}
+
+/// A worker's share of a protocol's port range, and where a flow's search
+/// starts in it: the worker's ports are `lo + w + k × workers`.
+struct PortShare {
+    lo: u32,
+    w: u32,
+    workers: u32,
+    share: u32,
+    start: u32,
+}
+
+#[inline]
+fn port_share(nat: &NatView, worker: usize, orig: &Tuple, cur: &Tuple) -> Option<PortShare> {
+    let range = nat.range(cur.proto);
+    let workers = nat.table.config().workers.max(1) as u32;
+    let w = (worker as u32) % workers;
+    let share = range.len() / workers + u32::from(range.len() % workers > w);
+    if share == 0 {
+        return None;
+    }
+    let start = (flow_hash(orig) % share as u64) as u32;
+    Some(PortShare { lo: range.lo as u32, w, workers, share, start })
+}
+
+/// The first port [`snat_create`] tries for a flow.
+#[inline]
+fn first_port(nat: &NatView, worker: usize, orig: &Tuple, cur: &Tuple) -> Option<u16> {
+    let s = port_share(nat, worker, orig, cur)?;
+    Some((s.lo + s.w + s.start * s.workers) as u16)
 }
 
 /// Endpoint-independent filtering: an unknown flow from the outside to a

@@ -626,6 +626,8 @@ pub struct NatTable {
     hosts: Box<[AtomicU32]>,
     /// Most sessions per host slot (0: no limit).
     host_limit: AtomicU32,
+    /// Where [`NatTable::retire_expired`] goes on.
+    retire_cursor: AtomicUsize,
 }
 
 impl std::fmt::Debug for NatTable {
@@ -673,6 +675,7 @@ impl NatTable {
             cfg: NatTableConfig { capacity, workers, timeouts: cfg.timeouts },
             hosts: (0..HOST_SLOTS).map(|_| AtomicU32::new(0)).collect(),
             host_limit: AtomicU32::new(0),
+            retire_cursor: AtomicUsize::new(0),
         }
     }
 
@@ -898,8 +901,19 @@ impl NatTable {
     /// `hit.dir` with TCP `tcp_flags` (0 for non-TCP). Returns the new
     /// state. If the session was freed, reused, cleared or has expired
     /// meanwhile, does nothing (and returns `hit.state`).
-    #[inline]
+    #[inline(always)]
     pub fn touch(&self, hit: &Hit, tcp_flags: u8, now: u32) -> State {
+        // The common case, decided from the control word the lookup saw:
+        // stamped this second, and not TCP (whose state may move).
+        let seen = Ctl(hit.ctl);
+        if seen.time() == now && !matches!(seen.code(), TCP_TRANSITORY | TCP_ESTABLISHED | TCP_CLOSING) {
+            return hit.state;
+        }
+        self.touch_slow(hit, tcp_flags, now)
+    }
+
+    #[inline(never)]
+    fn touch_slow(&self, hit: &Hit, tcp_flags: u8, now: u32) -> State {
         let Some(r) = self.records.get(hit.id as usize) else { return hit.state };
         let mut cur = Ctl(hit.ctl);
         let ver = cur.ver();
@@ -920,6 +934,15 @@ impl NatTable {
             }
         }
         hit.state
+    }
+
+    /// Starts loading the index buckets of `t` into the cache (before a
+    /// [`create`](Self::create) or [`lookup`](Self::lookup) of it).
+    #[inline(always)]
+    pub fn prefetch(&self, t: &Tuple) {
+        let h = self.hashed(t.words());
+        prefetch(&self.buckets[h.buckets[0] & self.bucket_mask]);
+        prefetch(&self.buckets[h.buckets[1] & self.bucket_mask]);
     }
 
     /// `true` if a live session has `reply` as its reply tuple.
@@ -1059,10 +1082,7 @@ impl NatTable {
             }
             match r.ctl.compare_exchange(seen.0, seen.freed().0, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    let hs = r.host.swap(0, Ordering::AcqRel);
-                    if let Some(c) = hs.checked_sub(1).and_then(|h| self.hosts.get(h as usize)) {
-                        c.fetch_sub(1, Ordering::AcqRel);
-                    }
+                    self.release_host(r);
                     // The tuples are ours to read: only the owner writes them.
                     let w = [0, 1, 2, 3].map(|i| r.words[i].load(Ordering::Relaxed));
                     let (o, p) = ((w[0], w[1]), (w[2], w[3]));
@@ -1222,11 +1242,57 @@ impl NatTable {
                 return false;
             }
             match r.ctl.compare_exchange(c.0, c.cleared().0, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.release_host(r);
+                    return true;
+                }
                 Err(x) => c = Ctl(x),
             }
         }
         false
+    }
+
+    /// Gives back the per-host count record `r` holds, if any (once:
+    /// whoever swaps the mark out releases it).
+    #[inline]
+    fn release_host(&self, r: &Record) {
+        let hs = r.host.swap(0, Ordering::AcqRel);
+        if let Some(c) = hs.checked_sub(1).and_then(|h| self.hosts.get(h as usize)) {
+            c.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Control side, any thread, periodically: marks up to `max` records
+    /// (round-robin over the whole table) that are expired at `now` as
+    /// cleared, giving back their per-host counts at once. Their owners
+    /// free them at their next sweep; without this, a worker that sees
+    /// little traffic sweeps slowly, and its expired sessions would hold
+    /// their hosts' counts until then. Returns how many it retired.
+    pub fn retire_expired(&self, now: u32, max: usize) -> usize {
+        let n = self.records.len();
+        if n == 0 {
+            return 0;
+        }
+        let start = self.retire_cursor.fetch_add(max.min(n), Ordering::Relaxed) % n;
+        let mut retired = 0;
+        for k in 0..max.min(n) {
+            let Some(r) = self.records.get((start + k) % n) else { continue };
+            let c = Ctl(r.ctl.load(Ordering::Acquire));
+            if c.in_use() && !self.live(c, now) && self.retire(r, c) {
+                retired += 1;
+            }
+        }
+        retired
+    }
+
+    /// Marks `r`, last seen as expired `seen`, cleared (unless it changed).
+    fn retire(&self, r: &Record, seen: Ctl) -> bool {
+        if r.ctl.compare_exchange(seen.0, seen.cleared().0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.release_host(r);
+            true
+        } else {
+            false
+        }
     }
 
     /// Removes session `id` (control side): lookups stop seeing it at

@@ -124,3 +124,24 @@ pub fn summary(r: &StopReport, secs: f64) -> String {
     }
     s
 }
+
+/// NAT sessions and counters, if NAT is on: `nat: 1024 live sessions of
+/// 1048576 (100 B each); sessions_created 1024, translated 5000000, ...`.
+pub fn nat_line(rt: &dataplane::runtime::Runtime) -> Option<String> {
+    let nat = rt.nat();
+    let t = nat.table()?;
+    let now = dataplane::tsc::secs(dataplane::tsc::now()) as u32;
+    let st = t.stats(now);
+    let states: Vec<String> =
+        st.by_state.iter().filter(|s| s.1 > 0).map(|(s, n)| format!("{} {n}", s.name())).collect();
+    let counters: Vec<String> = nat.counters().iter().map(|(k, v)| format!("{k} {v}")).collect();
+    Some(format!(
+        "nat: {} live sessions of {} ({} B each){}{}; {}",
+        st.live,
+        st.capacity,
+        t.bytes() / st.capacity.max(1),
+        if states.is_empty() { "" } else { ": " },
+        states.join(", "),
+        counters.join(", ")
+    ))
+}

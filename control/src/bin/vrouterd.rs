@@ -148,6 +148,15 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
         let (v4, v6) = l3.route_count(dataplane::l3::VrfId(0)).unwrap_or((0, 0));
         info!(ipv4_routes = v4, ipv6_routes = v6, "tables published (VRF 0, incl. connected and local routes)");
     }
+    if let Some(t) = rt.nat().table() {
+        info!(
+            sessions = t.capacity(),
+            mib = t.bytes() >> 20,
+            inside = ?spec.nat.inside,
+            outside = ?spec.nat.outside,
+            "NAT on"
+        );
+    }
     if spec.generator.is_some() {
         info!("built-in traffic generator running");
     }
@@ -187,6 +196,9 @@ fn run(args: &Args) -> Result<std::process::ExitCode, Box<dyn std::error::Error>
     // The API thread has been joined and only ever held a `Weak`, so this is
     // the last strong reference.
     let rt = Arc::try_unwrap(rt).map_err(|_| "internal error: the runtime is still shared after the API stopped")?;
+    if let Some(l) = stats::nat_line(&rt) {
+        println!("{l}");
+    }
     let report = rt.stop()?;
     println!("{}", stats::summary(&report, start.elapsed().as_secs_f64()));
     if !report.leaks().is_empty() {

@@ -1,4 +1,100 @@
 //! NAT44 with connection tracking.
+//!
+//! # Where it runs
+//!
+//! Ports are inside, outside, or neither (NAT ignores packets arriving on
+//! those). The pipeline is parse → ACL in → **nat_in** → route → **nat_out**
+//! → ACL out → local, so ingress ACLs see packets as they arrived and
+//! egress ACLs see them translated. See [`stage`] for what each half does.
+//!
+//! # Sessions
+//!
+//! A session holds the tuple of its first packet and the tuple its replies
+//! carry; a packet matching either is rewritten (addresses, ports or ICMP
+//! identifier, checksums updated incrementally: [`xlate`]). The table
+//! ([`table`]) is shared by every worker, so the two directions of a flow
+//! may arrive on different cores; it is allocated once (about 100 bytes a
+//! session) and split evenly between the workers for creation. Timeouts
+//! (seconds, configurable): TCP established 7440; TCP transitory (before
+//! both sides acknowledged, and after a FIN or RST) 240; UDP 300; ICMP 60.
+//! A SYN on a closed session reopens it (port reuse).
+//!
+//! **When the table is full**, a new flow is dropped and counted
+//! (`nat_session_full`); existing sessions are never evicted, so an
+//! established connection cannot be pushed out by a flood of new ones.
+//! Expired sessions stop matching at once and their records are reused
+//! (each worker sweeps its share a little every burst, and more when it
+//! runs out; a control-side pass retires expired sessions every 100 ms).
+//!
+//! # Source translation (SNAT)
+//!
+//! A new flow from an inside port leaving by an outside port is translated
+//! by the first [`SnatRule`] whose source prefix (and port) matches: to the
+//! outside port's address (masquerade) or to a pool address chosen by a
+//! hash of the inside address (an inside host keeps one address). Ports
+//! come from the protocol's range ([`NatConfig::tcp_ports`] …), split
+//! between the workers so two workers never hand out the same one; a port
+//! is never given to a flow whose reply tuple another live session holds.
+//! With the default endpoint-dependent [`Mapping`], a port is in use only
+//! towards the remote end it was allocated for; endpoint-independent
+//! mapping keeps one external address:port per inside address:port and
+//! admits any remote end to it (full cone). A flow whose 64 candidate
+//! ports are all in use is dropped (`nat_port_exhausted`). With
+//! [`NatConfig::max_sessions_per_host`], an inside host over its limit
+//! cannot open more (`nat_host_limit`).
+//!
+//! # Destination translation (DNAT)
+//!
+//! [`DnatRule`]s forward an outside address:port to inside backends (one
+//! chosen per flow by a hash of the flow), or map a whole address 1:1
+//! (inbound to any port, and outbound from the backend with its ports
+//! kept). DNAT applies before the route lookup, so the translated
+//! destination is routed.
+//!
+//! # Hairpinning
+//!
+//! An inside host reaching an inside server through its DNAT address is
+//! translated both ways: destination to the server, source to the DNAT
+//! address, so the server's reply comes back through the router.
+//!
+//! # ICMP
+//!
+//! Echo (and the other query types) translate the identifier; only the
+//! identifier and addresses are in the session key. ICMP errors (time
+//! exceeded, unreachable including fragmentation needed, parameter
+//! problem, source quench, redirect) about a translated flow are matched
+//! by the packet they quote, and that packet's addresses, ports and
+//! checksums are translated back along with the outer addresses. Errors
+//! about flows NAT does not know pass untouched.
+//!
+//! # Fragments
+//!
+//! The first fragment (it carries the ports) is translated through its
+//! flow's session like any packet, and records the translation for its
+//! datagram (source, destination, protocol, IP identification) for
+//! [`table::Timeouts::fragment`] seconds. Later fragments of that datagram
+//! follow it, on any worker. A later fragment that arrives before its
+//! first, or whose first fragment was dropped, is dropped
+//! (`nat_frag_no_session`) when it would need translation: leaving from
+//! the inside to the outside, or arriving from the outside for a NAT
+//! address. The router does not reassemble.
+//!
+//! # Exemptions and other protocols
+//!
+//! Traffic from or to [`NatConfig::exempt`] prefixes is never translated
+//! (by default Azure's platform address 168.63.129.16 and the metadata
+//! service 169.254.169.254). Protocols without ports (GRE, ESP, …) are
+//! not translated: such a packet that would need SNAT is dropped
+//! (`nat_unsupported_protocol`); between inside networks it passes.
+//!
+//! # Known limits
+//!
+//! - IPv4 only (NAT44); IPv6 passes untranslated.
+//! - ICMP errors the router generates itself (TTL exceeded, fragmentation
+//!   needed) for a packet it has already translated quote the translated
+//!   packet.
+//! - TCP sequence numbers are not tracked: an RST with the right tuple
+//!   closes a session whatever its sequence number.
 
 pub mod control;
 pub mod stage;

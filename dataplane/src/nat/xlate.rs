@@ -295,7 +295,7 @@ enum L4Edit {
 /// fragments: their L4 checksum lives in the first fragment, which got the
 /// same delta). Returns false (packet untouched) if the headers are not
 /// where `l` says (never panics).
-#[inline]
+#[inline(always)]
 pub fn rewrite(frame: &mut [u8], l: &Layers, to: &Tuple) -> bool {
     let Some((l3, end)) = ipv4_bounds(frame, l) else { return false };
     let Some(&proto) = frame.get(l3 + IP_PROTO) else { return false };

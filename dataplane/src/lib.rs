@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod batch;
 pub mod counters;
+mod ctlword;
 pub mod ecmp;
 pub mod fib;
 pub mod frag;

@@ -133,6 +133,7 @@
 //! for occupancy.
 
 use super::Key;
+use crate::ctlword::{Ctl, CODE_MASK};
 use crate::wire::ip_proto;
 use crate::wire::tcp::flags as tcpf;
 use ports::counter::Counter;
@@ -176,15 +177,10 @@ const ICMP_NEW: u8 = 8;
 const ICMP_REPLIED: u8 = 9;
 const OTHER_NEW: u8 = 10;
 const OTHER_REPLIED: u8 = 11;
-const CODE_MASK: u8 = 0x0f;
 /// A FIN was seen from the side that opened the session.
 const FIN_FWD: u8 = 0x10;
 /// A FIN was seen from the replying side.
 const FIN_REV: u8 = 0x20;
-
-const STATE_SHIFT: u32 = 32;
-const VER_SHIFT: u32 = 40;
-const VER_MASK: u64 = (1 << 24) - 1;
 
 const M1: u64 = 0x9E37_79B9_7F4A_7C15;
 const M2: u64 = 0xBF58_476D_1CE4_E5B9;
@@ -414,44 +410,6 @@ pub struct TableStats {
     pub expired: usize,
     /// Live sessions per [`SessionState::index`].
     pub by_state: [usize; SessionState::COUNT],
-}
-
-/// The control word: version (24 bits) | state (8) | time or fingerprint (32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Ctl(u64);
-
-impl Ctl {
-    #[inline(always)]
-    fn new(ver: u64, state: u8, low: u32) -> Ctl {
-        Ctl(((ver & VER_MASK) << VER_SHIFT) | ((state as u64) << STATE_SHIFT) | low as u64)
-    }
-
-    #[inline(always)]
-    fn ver(self) -> u64 {
-        self.0 >> VER_SHIFT
-    }
-
-    /// Being written (odd version); `low` is then the claimer's fingerprint.
-    #[inline(always)]
-    fn busy(self) -> bool {
-        self.ver() & 1 == 1
-    }
-
-    #[inline(always)]
-    fn state(self) -> u8 {
-        (self.0 >> STATE_SHIFT) as u8
-    }
-
-    #[inline(always)]
-    fn code(self) -> u8 {
-        self.state() & CODE_MASK
-    }
-
-    /// Last-seen time when published, fingerprint when busy.
-    #[inline(always)]
-    fn low(self) -> u32 {
-        self.0 as u32
-    }
 }
 
 /// One session slot: one cache line.

@@ -148,6 +148,7 @@
 //! (port reuse), with the bits cleared. Other states are only refreshed.
 
 use super::Tuple;
+use crate::ctlword::{Ctl, CODE_MASK};
 use crossbeam_utils::CachePadded;
 use std::hash::BuildHasher;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -188,14 +189,9 @@ const MAPPING_TCP: u8 = 7;
 const MAPPING_OTHER: u8 = 8;
 /// Removed by the control side; freed by the owner's next sweep.
 const CLEARED: u8 = 15;
-const CODE_MASK: u8 = 0x0f;
 /// An ACK was seen from the orig side / from the reply side.
 const ACK_FWD: u8 = 0x10;
 const ACK_REP: u8 = 0x20;
-
-const STATE_SHIFT: u32 = 32;
-const VER_SHIFT: u32 = 40;
-const VER_MASK: u64 = (1 << 24) - 1;
 
 /// Idle timeouts in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,42 +375,7 @@ pub struct NatTableStats {
     pub per_worker_live: Vec<usize>,
 }
 
-/// The control word: version (24 bits) | state (8) | last seen (32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Ctl(u64);
-
 impl Ctl {
-    #[inline(always)]
-    fn new(ver: u64, state: u8, time: u32) -> Ctl {
-        Ctl(((ver & VER_MASK) << VER_SHIFT) | ((state as u64) << STATE_SHIFT) | time as u64)
-    }
-
-    #[inline(always)]
-    fn ver(self) -> u64 {
-        self.0 >> VER_SHIFT
-    }
-
-    /// The tuples are being written.
-    #[inline(always)]
-    fn busy(self) -> bool {
-        self.ver() & 1 == 1
-    }
-
-    #[inline(always)]
-    fn state(self) -> u8 {
-        (self.0 >> STATE_SHIFT) as u8
-    }
-
-    #[inline(always)]
-    fn code(self) -> u8 {
-        self.state() & CODE_MASK
-    }
-
-    #[inline(always)]
-    fn time(self) -> u32 {
-        self.0 as u32
-    }
-
     /// A published session (live or expired, not cleared).
     #[inline(always)]
     fn in_use(self) -> bool {
@@ -424,7 +385,7 @@ impl Ctl {
     /// The same session, marked cleared.
     #[inline(always)]
     fn cleared(self) -> Ctl {
-        Ctl::new(self.ver(), CLEARED, self.time())
+        Ctl::new(self.ver(), CLEARED, self.low())
     }
 
     /// The record freed (a new version).
@@ -731,7 +692,7 @@ impl NatTable {
 
     #[inline(always)]
     fn live(&self, c: Ctl, now: u32) -> bool {
-        c.in_use() && age(now, c.time()) <= self.timeouts[(c.code() & CODE_MASK) as usize] as i64
+        c.in_use() && age(now, c.low()) <= self.timeouts[(c.code() & CODE_MASK) as usize] as i64
     }
 
     /// Seqlock read of record `idx`: its control word and tuple words, if
@@ -906,7 +867,7 @@ impl NatTable {
         // The common case, decided from the control word the lookup saw:
         // stamped this second, and not TCP (whose state may move).
         let seen = Ctl(hit.ctl);
-        if seen.time() == now && !matches!(seen.code(), TCP_TRANSITORY | TCP_ESTABLISHED | TCP_CLOSING) {
+        if seen.low() == now && !matches!(seen.code(), TCP_TRANSITORY | TCP_ESTABLISHED | TCP_CLOSING) {
             return hit.state;
         }
         self.touch_slow(hit, tcp_flags, now)
@@ -921,7 +882,7 @@ impl NatTable {
             if cur.ver() != ver || !self.live(cur, now) {
                 return hit.state;
             }
-            let time = if age(now, cur.time()) > 0 { now } else { cur.time() };
+            let time = if age(now, cur.low()) > 0 { now } else { cur.low() };
             let new = Ctl::new(ver, next_state(cur.state(), hit.dir, tcp_flags), time);
             let state = State::of_code(new.code()).unwrap_or(hit.state);
             if new == cur {
@@ -1353,7 +1314,7 @@ impl NatTable {
                 orig: tuple_of((w[0], w[1])),
                 reply: tuple_of((w[2], w[3])),
                 state,
-                idle_secs: age(now, c.time()).max(0) as u32,
+                idle_secs: age(now, c.low()).max(0) as u32,
                 owner: self.owner(idx),
             });
         }
@@ -1597,17 +1558,17 @@ mod tests {
         assert_eq!(ctl(&t), before, "same second: no write");
         let h = t.lookup(&r, 15).expect("hit");
         assert_eq!(t.touch(&h, 0, 15), State::Udp);
-        assert_eq!(Ctl(ctl(&t)).time(), 15);
+        assert_eq!(Ctl(ctl(&t)).low(), 15);
         // A lagging clock does not move it back.
         let h = t.lookup(&r, 12).expect("hit");
         t.touch(&h, 0, 12);
-        assert_eq!(Ctl(ctl(&t)).time(), 15);
+        assert_eq!(Ctl(ctl(&t)).low(), 15);
         assert!(t.lookup(&o, 35).is_some());
         assert!(t.lookup(&o, 36).is_none());
         // An expired session is not revived by a late touch.
         let h = t.lookup(&o, 35).expect("hit");
         assert_eq!(t.touch(&h, 0, 36), State::Udp);
-        assert_eq!(Ctl(ctl(&t)).time(), 15);
+        assert_eq!(Ctl(ctl(&t)).low(), 15);
         assert!(t.lookup(&o, 36).is_none());
         // Touching a session that was freed and reused does nothing.
         assert_eq!(t.sweep(0, 40, 64), 1);

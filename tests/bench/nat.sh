@@ -3,7 +3,8 @@
 #
 #   tests/bench/nat.sh [seconds]
 #
-# 1. Forwarding through established sessions, whole router: the built-in
+# 1. Forwarding through established sessions, whole router (the three
+#    configurations interleaved round by round): the built-in
 #    generator (core 1) sends UDP flows through mem port p0, the worker
 #    (core 0) translates them (SNAT of 10.0.0.0/8 to a pool of 64
 #    addresses) and sends them out of p1. 1k flows, then 1M flows (a
@@ -27,42 +28,34 @@ runs=${RUNS:-3}
 cargo build --release -q -p vrouter-tests --bin pipeline_bench --bin nat_bench
 
 median() { sort -g | sed -n "$(((runs + 1) / 2))p"; }
-
-# Runs pipeline_bench $runs times with the given options; prints its first
-# report and sets cpp (median cycles/packet) and, with --nat and many flows,
-# new_rate (median new sessions per second per core).
-run_pipeline() {
-    local name=$1
-    shift
-    local cpps=() rates=() out
-    for r in $(seq "$runs"); do
-        out=$(./target/release/pipeline_bench --seconds "$secs" "$@")
-        [ "$r" = 1 ] && echo "$out" | grep -E '^(machine|config|worker|nat|new sessions):' || true
-        cpps+=("$(sed -n 's/^cycles_per_packet=//p' <<<"$out")")
-        rates+=("$(sed -n 's/^new_sessions_per_s_per_core=//p' <<<"$out")")
-        echo "$name run $r: cycles_per_packet=${cpps[-1]}"
-    done
-    hz=$(sed -n 's/.*TSC \([0-9.]*\) GHz.*/\1/p' <<<"$out")
-    cpp=$(printf '%s\n' "${cpps[@]}" | median)
-    new_rate=$(printf '%s\n' "${rates[@]}" | median)
-}
-
 mpps() { awk -v h="$hz" -v c="$1" 'BEGIN {printf "%.2f", h * 1000 / c}'; }
 
-echo "== whole router, no NAT (the peer): $runs runs of ${secs}s"
-run_pipeline plain --flows 1024
-base_cpp=$cpp
-
-echo
-echo "== whole router, NAT, 1k established sessions"
-run_pipeline nat-1k --nat --flows 1024
-k1_cpp=$cpp
-
-echo
-echo "== whole router, NAT, 1M established sessions (table of 2M)"
-run_pipeline nat-1m --nat --flows 1048576 --nat-capacity 2097152
-m1_cpp=$cpp
-m1_new=$new_rate
+# The three whole-router configurations, interleaved round by round so a
+# change in where the host runs this VM's vCPUs hits all of them alike.
+declare -A cpps rates
+names=(plain nat-1k nat-1m)
+declare -A opts=(
+    [plain]="--flows 1024"
+    [nat-1k]="--nat --flows 1024"
+    [nat-1m]="--nat --flows 1048576 --nat-capacity 2097152"
+)
+echo "== whole router: no NAT (the peer), NAT with 1k and with 1M established sessions; $runs rounds of ${secs}s each"
+for r in $(seq "$runs"); do
+    for n in "${names[@]}"; do
+        # shellcheck disable=SC2086
+        out=$(./target/release/pipeline_bench --seconds "$secs" ${opts[$n]})
+        [ "$r" = 1 ] && { echo "-- $n"; grep -E '^(machine|config|worker|nat|new sessions):' <<<"$out" || true; }
+        c=$(sed -n 's/^cycles_per_packet=//p' <<<"$out")
+        cpps[$n]+="$c "
+        rates[$n]+="$(sed -n 's/^new_sessions_per_s_per_core=//p' <<<"$out") "
+        echo "round $r $n: cycles_per_packet=$c"
+    done
+done
+hz=$(sed -n 's/.*TSC \([0-9.]*\) GHz.*/\1/p' <<<"$out")
+base_cpp=$(tr ' ' '\n' <<<"${cpps[plain]}" | grep . | median)
+k1_cpp=$(tr ' ' '\n' <<<"${cpps[nat-1k]}" | grep . | median)
+m1_cpp=$(tr ' ' '\n' <<<"${cpps[nat-1m]}" | grep . | median)
+m1_new=$(tr ' ' '\n' <<<"${rates[nat-1m]}" | grep . | median)
 
 echo
 echo "== NAT stages alone (nat_bench), 1k and 1M sessions"

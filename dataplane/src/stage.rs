@@ -444,6 +444,7 @@ impl Pipeline {
             learn(b, cx.tables, n.events);
         }
         self.local.process(b, cx);
+        self.nat.process_errors(b, cx);
         let n = b.len();
         for v in &mut b.verdict[..n] {
             if *v == Verdict::Pending {

@@ -983,3 +983,51 @@ fn expired_sessions_give_back_host_counts_without_traffic() {
     assert_eq!(t.host_sessions(host), 1, "the retired sessions were not counted down twice");
     assert_eq!(r.sessions(302), 1);
 }
+
+/// `p` with TTL `ttl` (header checksum recomputed).
+fn with_ttl(mut p: Vec<u8>, ttl: u8) -> Vec<u8> {
+    p[8] = ttl;
+    p[10] = 0;
+    p[11] = 0;
+    let c = checksum::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+#[test]
+fn errors_the_router_sends_about_translated_packets_quote_them_untranslated() {
+    let mut r = Router::new(base_config());
+    let h = [10, 0, 0, 5];
+    let (_, out) = r.one(0, INSIDE, frame(INSIDE, &pkt(h, REMOTE, UDP, 1000, 53, 0)));
+    let p = tuple(ip_of(&out)).sport;
+    // A reply that expires here: time exceeded goes back to the remote,
+    // quoting the packet as the remote sent it (to the outside address).
+    let late = with_ttl(pkt(REMOTE, MASQ, UDP, 53, p, 0), 1);
+    let (v, err) = r.one(1, OUTSIDE, frame(OUTSIDE, &late));
+    assert_eq!(tx(&v), OUTSIDE);
+    let e = ip_of(&err);
+    let o = tuple(e);
+    assert_eq!((o.src, o.dst), (MASQ, REMOTE));
+    assert_eq!(e[20], 11, "time exceeded");
+    let inner = &e[28..];
+    assert_eq!((&inner[12..16], &inner[16..20]), (&REMOTE[..], &MASQ[..]), "no inside address in the quote");
+    assert_eq!(u16::from_be_bytes([inner[22], inner[23]]), p);
+    assert!(checksum::verify(&inner[..20]));
+    // A packet of the flow from the inside that expires here: the error
+    // goes to the inside host and quotes its own packet.
+    let late = with_ttl(pkt(h, REMOTE, UDP, 1000, 53, 0), 1);
+    let (v, err) = r.one(1, INSIDE, frame(INSIDE, &late));
+    assert_eq!(tx(&v), INSIDE);
+    let e = ip_of(&err);
+    assert_eq!(tuple(e).dst, h);
+    let inner = &e[28..];
+    assert_eq!((&inner[12..16], &inner[16..20]), (&h[..], &REMOTE[..]));
+    assert_eq!(u16::from_be_bytes([inner[20], inner[21]]), 1000);
+    // A forwarded port whose packet expires before its session exists.
+    let late = with_ttl(pkt(REMOTE, EXT, TCP, 4000, 80, SYN), 1);
+    let (v, err) = r.one(1, OUTSIDE, frame(OUTSIDE, &late));
+    assert_eq!(tx(&v), OUTSIDE);
+    let inner = &ip_of(&err)[28..];
+    assert_eq!(&inner[16..20], &EXT[..], "the backend's address is not revealed");
+    assert_eq!(u16::from_be_bytes([inner[22], inner[23]]), 80);
+}

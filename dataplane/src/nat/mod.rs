@@ -65,7 +65,10 @@
 //! problem, source quench, redirect) about a translated flow are matched
 //! by the packet they quote, and that packet's addresses, ports and
 //! checksums are translated back along with the outer addresses. Errors
-//! about flows NAT does not know pass untouched.
+//! about flows NAT does not know pass untouched. Errors the router sends
+//! itself about a packet it had already translated (TTL exceeded,
+//! fragmentation needed, unreachable) quote the packet as its sender sent
+//! it, so path MTU discovery works through NAT.
 //!
 //! # Fragments
 //!
@@ -90,9 +93,6 @@
 //! # Known limits
 //!
 //! - IPv4 only (NAT44); IPv6 passes untranslated.
-//! - ICMP errors the router generates itself (TTL exceeded, fragmentation
-//!   needed) for a packet it has already translated quote the translated
-//!   packet.
 //! - TCP sequence numbers are not tracked: an RST with the right tuple
 //!   closes a session whatever its sequence number.
 

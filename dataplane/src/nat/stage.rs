@@ -293,6 +293,11 @@ pub struct NatStage {
     /// `nat_out`'s decisions: the SNAT address, and whether hairpinned.
     ext: Box<[Option<u32>; MAX_BURST]>,
     hair: Box<[bool; MAX_BURST]>,
+    /// Translated by `nat_in` (a session hit or DNAT).
+    xl: Box<[bool; MAX_BURST]>,
+    /// Translated by `nat_in`, then dropped by the route lookup for a
+    /// reason the local stage answers with an ICMP error.
+    err: Box<[bool; MAX_BURST]>,
 }
 
 impl Default for NatStage {
@@ -308,6 +313,8 @@ impl Default for NatStage {
             flags: Box::new([0; MAX_BURST]),
             ext: Box::new([None; MAX_BURST]),
             hair: Box::new([false; MAX_BURST]),
+            xl: Box::new([false; MAX_BURST]),
+            err: Box::new([false; MAX_BURST]),
         }
     }
 }
@@ -327,6 +334,7 @@ impl NatStage {
         let Some(nat) = cx.tables.nat.as_deref() else { return };
         let n = b.len();
         self.pend[..n].fill(Pend::None);
+        self.xl[..n].fill(false);
         let now = cx.now_secs as u32;
         let mut m = 0;
         for i in 0..n {
@@ -379,6 +387,7 @@ impl NatStage {
             match (self.what[q], self.hits[q]) {
                 (What::Transport, Some(h)) => {
                     if xlate::rewrite(data, &l, &h.to) {
+                        self.xl[i] = true;
                         nat.table.touch(&h, self.flags[i], now);
                         if l.frag == Frag::First {
                             follow_fragments(nat, cx.worker, &self.orig[i], &h.to, data, &l, now);
@@ -398,6 +407,7 @@ impl NatStage {
                         if xlate::rewrite(data, &l, &to) {
                             self.cur[i] = to;
                             self.pend[i] = Pend::Dnat;
+                            self.xl[i] = true;
                         }
                         continue;
                     }
@@ -464,6 +474,18 @@ impl NatStage {
         let n = b.len();
         let now = cx.now_secs as u32;
         let ctr = nat.counters.get(cx.worker);
+        for i in 0..n {
+            self.err[i] = self.xl[i]
+                && matches!(
+                    b.verdict[i],
+                    Verdict::Drop(
+                        DropReason::TtlExceeded
+                            | DropReason::MtuExceeded
+                            | DropReason::NoRoute
+                            | DropReason::Unreachable
+                    )
+                );
+        }
         // Decide first, and prefetch the index buckets of each new
         // session's likely reply tuple: they are cold (a random place in a
         // large table), and the creates below then find them cached.
@@ -554,6 +576,47 @@ fn create_drop(e: CreateError) -> DropReason {
         CreateError::Full | CreateError::IndexFull => DropReason::NatSessionFull,
         CreateError::ReplyInUse => DropReason::NatPortExhausted,
         CreateError::HostLimit => DropReason::NatHostLimit,
+    }
+}
+
+impl NatStage {
+    /// After the local stage: an ICMP error the router itself built about
+    /// a packet `nat_in` had translated (TTL exceeded, fragmentation
+    /// needed, unreachable) quotes the translated packet; translate it
+    /// back like an error arriving from elsewhere, so the sender sees its
+    /// own packet (and path MTU discovery works through NAT). Slow path:
+    /// such errors are rate-limited.
+    pub fn process_errors(&mut self, b: &mut Batch, cx: &Ctx<'_>) {
+        let Some(nat) = cx.tables.nat.as_deref() else { return };
+        let n = b.len();
+        let now = cx.now_secs as u32;
+        for i in 0..n {
+            if !self.err[i] || !matches!(b.verdict[i], Verdict::Tx(_)) {
+                continue;
+            }
+            self.err[i] = false;
+            let data = b.pkts.as_mut_slice()[i].data_mut();
+            let Ok(l) = crate::wire::parse_frame(data, false) else { continue };
+            let Flow::IcmpError { outer, inner } = xlate::classify(data, &l) else { continue };
+            let key = inner.reverse();
+            let done = match nat.table.lookup(&key, now) {
+                Some(h) => {
+                    let osrc = if outer.src == key.src { h.to.src } else { outer.src };
+                    xlate::rewrite_icmp_error(data, &l, osrc, h.to.dst, &h.to.reverse())
+                }
+                // DNAT without a session yet (dropped before `nat_out`):
+                // quote the packet as it arrived.
+                None if self.pend[i] == Pend::Dnat => {
+                    xlate::rewrite_icmp_error(data, &l, outer.src, outer.dst, &self.orig[i])
+                }
+                None => false,
+            };
+            if done {
+                if let Some(c) = nat.counters.get(cx.worker) {
+                    c.icmp_errors.inc();
+                }
+            }
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use ports::{MacAddr, PoolStats, QueueStats, RxQueueStats};
 use proto::vrouter::v1::vrouter_server::{Vrouter, VrouterServer};
 use proto::vrouter::v1::{
     CapabilitiesRequest, CapabilitiesResponse, DriverCounter, DropCounter, GetCountersRequest, GetCountersResponse,
-    ListPortsRequest, ListPortsResponse, PagePoolCounters, PortCounters, PortInfo, QueueCounters, WorkerCounters,
+    ListPortsRequest, ListPortsResponse, NatCounters, PagePoolCounters, PortCounters, PortInfo, QueueCounters,
+    WorkerCounters,
 };
 use std::fmt;
 use std::future::Future;
@@ -240,6 +241,16 @@ pub fn counters_response(
             .collect(),
         workers: snap.workers.iter().map(worker_counters).collect(),
         timestamp_unix_nanos: timestamp,
+        nat: snap.nat.as_ref().map(|n| NatCounters {
+            live_sessions: n.live_sessions as u64,
+            capacity: n.capacity as u64,
+            bytes_per_session: n.bytes_per_session as u64,
+            counters: n
+                .counters
+                .iter()
+                .map(|(name, value)| DriverCounter { name: name.to_string(), value: *value, drop: false })
+                .collect(),
+        }),
     })
 }
 

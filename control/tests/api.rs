@@ -54,6 +54,7 @@ fn info(id: u16, name: &str, mac: MacAddr, queues: u16) -> PortInfo {
 /// no pool and no MAC) and two workers.
 fn sample_snapshot() -> StatsSnapshot {
     StatsSnapshot {
+        nat: None,
         ports: vec![
             PortSnapshot {
                 info: info(0, "p0", MacAddr([2, 0, 0, 0, 0, 1]), 2),
@@ -121,6 +122,7 @@ fn expected_counters() -> GetCountersResponse {
         size: 4096,
     };
     GetCountersResponse {
+        nat: None,
         ports: vec![
             PortCounters {
                 name: "p0".into(),
@@ -559,4 +561,57 @@ fn vrouterctl_config_check_and_connect_errors() -> TestResult {
 
 fn dc(name: &str, value: u64, drop: bool) -> DriverCounter {
     DriverCounter { name: name.into(), value, drop }
+}
+
+#[test]
+fn nat_sessions_and_counters_through_vrouterctl() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let sock = dir.path().join("s.sock");
+    let sock_s = sock.to_str().ok_or("temp path is not UTF-8")?;
+    let cfg = repo_root().join("configs/nat.toml");
+    let mut daemon = Daemon(Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_vrouterd"))
+            .args(["--config", cfg.to_str().ok_or("repo path is not UTF-8")?, "--duration", "8", "--socket", sock_s])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        if let Some(c) = daemon.0.as_mut() {
+            if let Some(st) = c.try_wait()? {
+                return Err(format!("vrouterd exited early with {st}").into());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("vrouterd did not create its socket".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The generator's 1024 flows each get a session; the maintenance
+    // thread's count catches up within a pass.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let nat = loop {
+        let o = ctl(&["--socket", sock_s, "--json", "show", "counters"])?;
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+        let c: serde_json::Value = serde_json::from_str(&o.stdout)?;
+        let nat = c["nat"].clone();
+        if nat["live_sessions"].as_u64() == Some(1024) || Instant::now() > deadline {
+            break nat;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(nat["live_sessions"].as_u64(), Some(1024), "{nat}");
+    assert_eq!(nat["capacity"].as_u64(), Some(262_144), "{nat}");
+    assert!(nat["bytes_per_session"].as_u64().is_some_and(|b| (64..=200).contains(&b)), "{nat}");
+    assert_eq!(nat["counters"]["sessions_created"].as_u64(), Some(1024), "{nat}");
+    assert!(nat["counters"]["translated"].as_u64().unwrap_or(0) > 0, "{nat}");
+    let text = ctl(&["--socket", sock_s, "show", "counters"])?;
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    for needle in ["NAT", "live_sessions", "sessions_created"] {
+        assert!(text.stdout.contains(needle), "{needle:?} missing from:\n{}", text.stdout);
+    }
+    let child = daemon.0.take().ok_or("daemon gone")?;
+    let _ = child.wait_with_output()?;
+    Ok(())
 }

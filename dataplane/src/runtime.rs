@@ -230,6 +230,18 @@ pub struct StatsSnapshot {
     pub ports: Vec<PortSnapshot>,
     pub workers: Vec<WorkerSnapshot>,
     pub generator: Option<GenSnapshot>,
+    /// NAT sessions and counters, if NAT is on.
+    pub nat: Option<NatSnapshot>,
+}
+
+/// NAT occupancy and counters (summed over workers).
+#[derive(Clone, Debug, Default)]
+pub struct NatSnapshot {
+    /// Live sessions as of the last pass of the maintenance thread.
+    pub live_sessions: usize,
+    pub capacity: usize,
+    pub bytes_per_session: usize,
+    pub counters: Vec<(&'static str, u64)>,
 }
 
 fn port_snapshot(p: &dyn Port) -> PortSnapshot {
@@ -671,6 +683,15 @@ impl Runtime {
             ports: self.ports.iter().map(|p| port_snapshot(&**p)).collect(),
             workers: self.workers.iter().map(|w| WorkerSnapshot::of(w.id(), w.core(), w.stats())).collect(),
             generator: self.gen.as_ref().map(|g| GenSnapshot::of(g.stats())),
+            nat: {
+                let n = lock(&self.nat);
+                n.table().map(|t| NatSnapshot {
+                    live_sessions: t.live_estimate(),
+                    capacity: t.capacity(),
+                    bytes_per_session: t.bytes() / t.capacity().max(1),
+                    counters: n.counters(),
+                })
+            },
         }
     }
 

@@ -972,8 +972,10 @@ fn expired_sessions_give_back_host_counts_without_traffic() {
     // The control side's periodic pass, no packet in between.
     assert_eq!(t.retire_expired(100, 1 << 16), 0, "nothing expired yet");
     assert_eq!(t.host_sessions(host), 2);
+    assert_eq!(t.live_estimate(), 2, "a whole pass counted the live sessions");
     assert_eq!(t.retire_expired(301, 1 << 16), 2);
     assert_eq!(t.host_sessions(host), 0);
+    assert_eq!(t.live_estimate(), 0);
     let (v, _) = r.one(301, INSIDE, frame(INSIDE, &pkt([10, 0, 0, 5], REMOTE, UDP, 2000, 53, 0)));
     assert_eq!(tx(&v), OUTSIDE);
     // The records themselves come back through the owner's sweeps, once.

@@ -5,7 +5,8 @@ use std::error::Error;
 
 use prost::Message;
 use proto::vrouter::v1::{
-    DriverCounter, DropCounter, GetCountersResponse, PagePoolCounters, PortCounters, QueueCounters, WorkerCounters,
+    DriverCounter, DropCounter, GetCountersResponse, NatCounters, PagePoolCounters, PortCounters, QueueCounters,
+    WorkerCounters,
 };
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -13,6 +14,12 @@ type TestResult = Result<(), Box<dyn Error>>;
 /// A counters snapshot with every level of nesting populated.
 fn sample_counters() -> GetCountersResponse {
     GetCountersResponse {
+        nat: Some(NatCounters {
+            live_sessions: 5,
+            capacity: 1024,
+            bytes_per_session: 100,
+            counters: vec![DriverCounter { name: "sessions_created".into(), value: 7, drop: false }],
+        }),
         ports: vec![
             PortCounters {
                 name: "eth0".into(),

@@ -371,6 +371,16 @@ fn counters_text(c: &GetCountersResponse) -> String {
     }
     out.push('\n');
     out.push_str(&table(&["WORKER", "CORE", "RX PKTS", "TX PKTS", "CYCLES/PKT", "DROPS"], &workers, "rrrrrl"));
+    if let Some(n) = &c.nat {
+        let mut rows = vec![
+            vec!["live_sessions".to_string(), n.live_sessions.to_string()],
+            vec!["capacity".to_string(), n.capacity.to_string()],
+            vec!["bytes_per_session".to_string(), n.bytes_per_session.to_string()],
+        ];
+        rows.extend(n.counters.iter().map(|d| vec![d.name.clone(), d.value.to_string()]));
+        out.push('\n');
+        out.push_str(&table(&["NAT", "VALUE"], &rows, "lr"));
+    }
     out
 }
 
@@ -540,6 +550,16 @@ struct CountersJson<'a> {
     timestamp_unix_nanos: u64,
     ports: Vec<PortCountersJson<'a>>,
     workers: Vec<WorkerJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nat: Option<NatJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct NatJson<'a> {
+    live_sessions: u64,
+    capacity: u64,
+    bytes_per_session: u64,
+    counters: std::collections::BTreeMap<&'a str, u64>,
 }
 
 impl<'a> From<&'a GetCountersResponse> for CountersJson<'a> {
@@ -548,6 +568,12 @@ impl<'a> From<&'a GetCountersResponse> for CountersJson<'a> {
             timestamp_unix_nanos: c.timestamp_unix_nanos,
             ports: c.ports.iter().map(PortCountersJson::from).collect(),
             workers: c.workers.iter().map(WorkerJson::from).collect(),
+            nat: c.nat.as_ref().map(|n| NatJson {
+                live_sessions: n.live_sessions,
+                capacity: n.capacity,
+                bytes_per_session: n.bytes_per_session,
+                counters: n.counters.iter().map(|d| (d.name.as_str(), d.value)).collect(),
+            }),
         }
     }
 }

@@ -589,6 +589,12 @@ pub struct NatTable {
     host_limit: AtomicU32,
     /// Where [`NatTable::retire_expired`] goes on.
     retire_cursor: AtomicUsize,
+    /// Live sessions and records counted so far in the current pass of
+    /// [`NatTable::retire_expired`], and the live count of the last whole
+    /// pass.
+    pass_live: AtomicUsize,
+    pass_seen: AtomicUsize,
+    last_live: AtomicUsize,
 }
 
 impl std::fmt::Debug for NatTable {
@@ -637,6 +643,9 @@ impl NatTable {
             hosts: (0..HOST_SLOTS).map(|_| AtomicU32::new(0)).collect(),
             host_limit: AtomicU32::new(0),
             retire_cursor: AtomicUsize::new(0),
+            pass_live: AtomicUsize::new(0),
+            pass_seen: AtomicUsize::new(0),
+            last_live: AtomicUsize::new(0),
         }
     }
 
@@ -1234,16 +1243,37 @@ impl NatTable {
         if n == 0 {
             return 0;
         }
-        let start = self.retire_cursor.fetch_add(max.min(n), Ordering::Relaxed) % n;
-        let mut retired = 0;
-        for k in 0..max.min(n) {
+        let max = max.min(n);
+        let start = self.retire_cursor.fetch_add(max, Ordering::Relaxed) % n;
+        let (mut retired, mut live) = (0, 0);
+        for k in 0..max {
             let Some(r) = self.records.get((start + k) % n) else { continue };
             let c = Ctl(r.ctl.load(Ordering::Acquire));
-            if c.in_use() && !self.live(c, now) && self.retire(r, c) {
+            if !c.in_use() {
+                continue;
+            }
+            if self.live(c, now) {
+                live += 1;
+            } else if self.retire(r, c) {
                 retired += 1;
             }
         }
+        // A whole pass over the table: its live count is the estimate.
+        let live = self.pass_live.fetch_add(live, Ordering::Relaxed) + live;
+        if self.pass_seen.fetch_add(max, Ordering::Relaxed) + max >= n {
+            self.last_live.store(live, Ordering::Relaxed);
+            self.pass_live.store(0, Ordering::Relaxed);
+            self.pass_seen.store(0, Ordering::Relaxed);
+        }
         retired
+    }
+
+    /// Live sessions counted by the last whole pass of
+    /// [`NatTable::retire_expired`] (cheap to read: no scan; as old as one
+    /// pass, under 2 s for 1M sessions in the runtime). [`NatTable::len`]
+    /// counts exactly, by a scan.
+    pub fn live_estimate(&self) -> usize {
+        self.last_live.load(Ordering::Relaxed)
     }
 
     /// Marks `r`, last seen as expired `seen`, cleared (unless it changed).

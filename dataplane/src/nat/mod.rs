@@ -24,7 +24,9 @@
 //! established connection cannot be pushed out by a flood of new ones.
 //! Expired sessions stop matching at once and their records are reused
 //! (each worker sweeps its share a little every burst, and more when it
-//! runs out; a control-side pass retires expired sessions every 100 ms).
+//! runs out — at most once a second while that finds nothing, so a flood
+//! of new flows against a full table costs little; a control-side pass
+//! retires expired sessions every 100 ms).
 //!
 //! # Source translation (SNAT)
 //!

@@ -421,6 +421,10 @@ struct Part {
     top: AtomicUsize,
     /// Next record (offset in the partition) a sweep examines.
     cursor: AtomicUsize,
+    /// A create's sweep found nothing to free at this second: no more
+    /// such sweeps until the next one (a full table under a flood of new
+    /// flows must not cost a 256-record sweep per packet).
+    dry_at: AtomicU32,
 }
 
 type Words = (u64, u64);
@@ -1018,7 +1022,16 @@ impl NatTable {
                     return Err(CreateError::Full);
                 }
                 swept = true;
-                self.sweep(worker, now, CREATE_SWEEP);
+                let part = self.parts.get(worker);
+                // `dry_at` holds now + 1, so 0 (never dry) never matches.
+                if part.is_some_and(|p| p.dry_at.load(Ordering::Relaxed) == now.wrapping_add(1)) {
+                    return Err(CreateError::Full);
+                }
+                if self.sweep(worker, now, CREATE_SWEEP) == 0 {
+                    if let Some(p) = part {
+                        p.dry_at.store(now.wrapping_add(1), Ordering::Relaxed);
+                    }
+                }
                 continue;
             };
             // A record not free here (only if the ownership contract was
@@ -1692,6 +1705,25 @@ mod tests {
         // A create with an empty free stack sweeps by itself.
         assert!(t.create(0, &o, &snat(&o, PUB, 20), State::Udp, 22 + 21).is_ok());
         assert_eq!(t.len(22 + 21), 1);
+    }
+
+    #[test]
+    fn a_full_partition_sweeps_at_most_once_a_second_on_create() {
+        let t = NatTable::new(NatTableConfig { capacity: 4, workers: 1, timeouts: Timeouts::default() });
+        let ids: Vec<u32> = (0..4)
+            .map(|i| {
+                let o = orig(i, UDPP);
+                t.create(0, &o, &snat(&o, PUB, i as u16), State::Udp, 5).expect("create").id
+            })
+            .collect();
+        let o = orig(9, UDPP);
+        let r = snat(&o, PUB, 9);
+        assert_eq!(t.create(0, &o, &r, State::Udp, 5), Err(CreateError::Full), "all live: the sweep frees none");
+        // A session removed in the same second: no second sweep this
+        // second, so the record comes back only at the next one.
+        assert!(t.remove(ids[1]));
+        assert_eq!(t.create(0, &o, &r, State::Udp, 5), Err(CreateError::Full));
+        assert_eq!(t.create(0, &o, &r, State::Udp, 6).map(|h| h.id), Ok(ids[1]));
     }
 
     #[test]

@@ -675,6 +675,10 @@ fn snat_create(
             }
         }
         let reply = with_source(cur, ext, port).reverse();
+        // One lookup per port in use, not create's two.
+        if k > 0 && nat.table.reply_in_use(&reply, now) {
+            continue;
+        }
         match nat.table.create_for_host(worker, orig, &reply, state, now, cur.src) {
             Ok(h) => return Ok(h),
             Err(CreateError::ReplyInUse) => continue,

@@ -424,7 +424,8 @@ struct Part {
     /// A create's sweep found nothing to free at this second: no more
     /// such sweeps until the next one (a full table under a flood of new
     /// flows must not cost a 256-record sweep per packet).
-    dry_at: AtomicU32,
+    /// Holds that second + 1 (as u64, so never 0, which means never).
+    dry_at: AtomicU64,
 }
 
 type Words = (u64, u64);
@@ -1023,13 +1024,13 @@ impl NatTable {
                 }
                 swept = true;
                 let part = self.parts.get(worker);
-                // `dry_at` holds now + 1, so 0 (never dry) never matches.
-                if part.is_some_and(|p| p.dry_at.load(Ordering::Relaxed) == now.wrapping_add(1)) {
+                let dry = now as u64 + 1;
+                if part.is_some_and(|p| p.dry_at.load(Ordering::Relaxed) == dry) {
                     return Err(CreateError::Full);
                 }
                 if self.sweep(worker, now, CREATE_SWEEP) == 0 {
                     if let Some(p) = part {
-                        p.dry_at.store(now.wrapping_add(1), Ordering::Relaxed);
+                        p.dry_at.store(dry, Ordering::Relaxed);
                     }
                 }
                 continue;
@@ -2177,6 +2178,10 @@ mod tests {
         let pool = pool();
         let mut now = start;
         let mut model: Vec<ModelSession> = Vec::new();
+        // The second at which a worker's create found its partition full
+        // of live sessions: until the next second its creates do not sweep
+        // (so records cleared or expired meanwhile come back only then).
+        let mut dry: [Option<u32>; 2] = [None; 2];
         for op in ops {
             model.retain(|s| model_live(s, now));
             let find = |model: &Vec<ModelSession>, k: &Tuple| -> Option<(usize, Dir)> {
@@ -2197,6 +2202,10 @@ mod tests {
                         prop_assert_eq!(got, Err(CreateError::ReplyInUse));
                     } else if model.iter().filter(|s| s.id as usize / PER == worker).count() == PER {
                         prop_assert_eq!(got, Err(CreateError::Full));
+                        dry[worker] = Some(now);
+                    } else if got == Err(CreateError::Full) && dry[worker] == Some(now) {
+                        // Room only in records a sweep would free: not
+                        // swept again within the second.
                     } else if got == Err(CreateError::IndexFull) {
                         // Only when the buckets of one of the tuples are full
                         // (but for the failed create's reply entry, removed).

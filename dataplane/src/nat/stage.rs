@@ -417,6 +417,7 @@ impl NatStage {
                         match inbound_mapped(nat, cx.worker, &t, now) {
                             Ok(Some(h)) => {
                                 if xlate::rewrite(data, &l, &h.to) {
+                                    self.xl[i] = true;
                                     if let Some(c) = ctr {
                                         c.sessions_created.inc();
                                         c.translated_new.inc();

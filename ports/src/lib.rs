@@ -15,6 +15,7 @@ pub mod pool;
 pub mod port;
 pub mod region;
 pub mod rss;
+pub mod tap;
 
 pub use buf::{Offload, Pkt, PktBurst, PktMeta, RssType, MAX_BURST};
 pub use pool::{PagePool, PoolBinding, PoolConfig, PoolError, PoolStats};
@@ -35,7 +36,8 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub type OpenFn = fn(&PortConfig) -> Result<Box<dyn Port>, PortError>;
 
 /// Every driver, by the name used in configs.
-pub const DRIVERS: &[(&str, OpenFn)] = &[(mem::DRIVER, mem::open), (mana::DRIVER, mana::open)];
+pub const DRIVERS: &[(&str, OpenFn)] =
+    &[(mem::DRIVER, mem::open), (mana::DRIVER, mana::open), (tap::DRIVER, tap::open)];
 
 /// Names of the available drivers.
 pub fn driver_names() -> Vec<&'static str> {

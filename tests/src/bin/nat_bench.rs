@@ -12,7 +12,12 @@
 //! Figures are TSC cycles per packet (median of `--rounds` rounds) and the
 //! Mpps one core would reach at the pipeline's cost with NAT.
 //!
-//! Usage: nat_bench [--sessions N] [--rounds R] [--packets P]
+//! `--lookups` measures the session table alone instead: TSC cycles per
+//! lookup over `--sessions` sessions, keys in random order, in bursts of
+//! 32 (`lookup_batch`), one at a time (`lookup`), and in bursts over a few
+//! hundred keys (all in the cache).
+//!
+//! Usage: nat_bench [--sessions N] [--rounds R] [--packets P] [--lookups]
 
 use dataplane::l3::{Adj, L3Config, L3Control, Target, VrfId};
 use dataplane::nat::control::{NatControl, NatPort};
@@ -116,6 +121,10 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds", 5);
     let packets: usize = arg(&args, "--packets", 2_000_000);
     let hz = tsc::hz() as f64;
+    if args.iter().any(|a| a == "--lookups") {
+        lookups(sessions, rounds.max(3));
+        return;
+    }
 
     let (ports, base) = base();
     let nports: Vec<NatPort> = ports.iter().map(|p| NatPort { name: p.name.clone(), addrs: p.addrs.clone() }).collect();
@@ -202,4 +211,62 @@ fn main() {
     );
     println!("memory: {bytes:.0} bytes per session");
     println!("nat_cycles_per_packet={:.1}", on_cpp - off_cpp);
+}
+
+/// The session table alone: cycles per lookup, batched and single.
+fn lookups(sessions: u32, rounds: usize) {
+    use dataplane::nat::table::{NatTable, NatTableConfig, State};
+    use dataplane::nat::{Tuple, KIND_FLOW};
+    let t = NatTable::new(NatTableConfig { capacity: sessions as usize, ..NatTableConfig::default() });
+    let key =
+        |i: u32| Tuple { src: 0x0a00_0000 | i, dst: 0xc633_6407, sport: 1024, dport: 53, proto: 17, kind: KIND_FLOW };
+    for i in 0..sessions {
+        let o = key(i);
+        let r =
+            Tuple { src: o.dst, dst: 0xcb00_7100 | (i >> 16), sport: 53, dport: i as u16, proto: 17, kind: KIND_FLOW };
+        t.create(0, &o, &r, State::Udp, 0).expect("room for every session");
+    }
+    let mut x = 99u32;
+    let keys: Vec<Tuple> = (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            key(x % sessions)
+        })
+        .collect();
+    let measure = |f: &mut dyn FnMut(usize)| {
+        let per: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let c0 = tsc::now();
+                for b in 0..keys.len() / 32 {
+                    f(b * 32);
+                }
+                (tsc::now() - c0) as f64 / keys.len() as f64
+            })
+            .collect();
+        median(per)
+    };
+    let mut out = [None; 32];
+    let mut hits = 0usize;
+    let batch = measure(&mut |at| {
+        t.lookup_batch(&keys[at..at + 32], 1, &mut out);
+        hits += out.iter().flatten().count();
+    });
+    let hot = measure(&mut |at| {
+        let at = at % 512;
+        t.lookup_batch(&keys[at..at + 32], 1, &mut out);
+        hits += out.iter().flatten().count();
+    });
+    let single = measure(&mut |at| {
+        for k in &keys[at..at + 32] {
+            hits += usize::from(t.lookup(k, 1).is_some());
+        }
+    });
+    assert_eq!(hits, 3 * rounds * keys.len(), "every key is found");
+    println!(
+        "lookups at {sessions} sessions ({} MiB): batch of 32 {batch:.0} cycles, single {single:.0}, all cached {hot:.0}",
+        t.bytes() >> 20
+    );
+    println!("lookup_cycles={batch:.1}");
 }

@@ -5,6 +5,7 @@
 //! [`DRIVERS`].
 
 pub mod afpacket;
+pub mod afpacket_port;
 pub mod buf;
 pub mod counter;
 pub mod frameio;
@@ -36,8 +37,12 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub type OpenFn = fn(&PortConfig) -> Result<Box<dyn Port>, PortError>;
 
 /// Every driver, by the name used in configs.
-pub const DRIVERS: &[(&str, OpenFn)] =
-    &[(mem::DRIVER, mem::open), (mana::DRIVER, mana::open), (tap::DRIVER, tap::open)];
+pub const DRIVERS: &[(&str, OpenFn)] = &[
+    (mem::DRIVER, mem::open),
+    (mana::DRIVER, mana::open),
+    (tap::DRIVER, tap::open),
+    (afpacket_port::DRIVER, afpacket_port::open),
+];
 
 /// Names of the available drivers.
 pub fn driver_names() -> Vec<&'static str> {

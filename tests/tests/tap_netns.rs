@@ -225,6 +225,13 @@ fn kernel_in_a_namespace_pings_the_router_through_a_tap_port() {
     assert!(link.contains(",UP") && link.contains("mtu 1500"), "{link}");
 
     net.adopt_tap("10.77.0.2/24");
+    // The links come up asynchronously (the kernel drops what is sent
+    // before its link-state work has run): wait for a first answer, then
+    // count.
+    let t0 = Instant::now();
+    while in_ns(&net.ns, &["ping", "-n", "-c", "1", "-W", "1", "10.77.0.1"]).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "10.77.0.1 never answered: {}", counters(&rt.snapshot()));
+    }
     let r = in_ns(&net.ns, &["timeout", "30", "ping", "-n", "-c", "3", "-W", "1", "10.77.0.1"]);
     let out = match &r {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),

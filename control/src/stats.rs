@@ -64,6 +64,13 @@ pub fn line(prev: &StatsSnapshot, cur: &StatsSnapshot, secs: f64, uptime: f64) -
         dl.push("none".into());
     }
     let _ = write!(s, " drops {}", dl.join(" "));
+    if let Some(n) = &cur.nat {
+        let created = |n: &dataplane::runtime::NatSnapshot| {
+            n.counters.iter().find(|c| c.0 == "sessions_created").map_or(0, |c| c.1)
+        };
+        let new = created(n).saturating_sub(prev.nat.as_ref().map_or(0, created));
+        let _ = write!(s, " | nat {} sessions, {} new/s", n.live_sessions, rate(new, secs));
+    }
     if let (Some(g), Some(g0)) = (&cur.generator, &prev.generator) {
         let rx = g.rx_valid - g0.rx_valid;
         let lat = if rx > 0 {

@@ -160,3 +160,64 @@ impl Peer {
         got
     }
 }
+
+/// Running commands in tests (ip, ping, ethtool, ...): every failure
+/// carries the command line, the exit status and the output.
+pub mod cmd {
+    use std::process::{Command, Output, Stdio};
+
+    pub fn describe(cmd: &str, args: &[&str]) -> String {
+        std::iter::once(cmd).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Runs `cmd args`; Err carries the command line, exit status and output.
+    pub fn run(cmd: &str, args: &[&str]) -> Result<Output, String> {
+        let out = Command::new(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("`{}`: cannot run {cmd}: {e}", describe(cmd, args)))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`{}` failed ({}):\nstdout: {}\nstderr: {}",
+                describe(cmd, args),
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Runs `cmd args` and fails the test if it does not succeed.
+    pub fn must(cmd: &str, args: &[&str]) -> Output {
+        let r = run(cmd, args);
+        assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
+        r.expect("checked above")
+    }
+
+    /// Runs `args` inside namespace `ns`.
+    pub fn in_ns(ns: &str, args: &[&str]) -> Result<Output, String> {
+        let mut v = vec!["netns", "exec", ns];
+        v.extend_from_slice(args);
+        run("ip", &v)
+    }
+
+    pub fn must_in_ns(ns: &str, args: &[&str]) -> Output {
+        let r = in_ns(ns, args);
+        assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
+        r.expect("checked above")
+    }
+
+    /// Fails with a clear message if `tool` cannot be run.
+    pub fn require(tool: &str, version_arg: &str, package: &str) {
+        let ok = Command::new(tool)
+            .arg(version_arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(ok, "this test needs `{tool}` on PATH (Debian package {package}); tests/run-all.sh should install it");
+    }
+}

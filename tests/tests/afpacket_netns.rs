@@ -13,60 +13,11 @@ use dataplane::runtime::{auto_plan, PortSnapshot, PortSpec, Runtime, RuntimeSpec
 use dataplane::IdlePolicy;
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
 use std::net::IpAddr;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use vrouter_tests::cmd::*;
 
 /// The MAC the router's port sets on its veth end.
 const A0_MAC: MacAddr = MacAddr([0x02, 0x41, 0x46, 0x50, 0, 0x10]);
-
-fn describe(cmd: &str, args: &[&str]) -> String {
-    std::iter::once(cmd).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
-}
-
-/// Runs `cmd args`; Err carries the command line, exit status and output.
-fn run(cmd: &str, args: &[&str]) -> Result<Output, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{}`: cannot run {cmd}: {e}", describe(cmd, args)))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{}` failed ({}):\nstdout: {}\nstderr: {}",
-            describe(cmd, args),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out)
-}
-
-/// Runs `cmd args` and fails the test if it does not succeed.
-fn must(cmd: &str, args: &[&str]) -> Output {
-    let r = run(cmd, args);
-    assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
-    r.expect("checked above")
-}
-
-/// Runs `args` inside namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Result<Output, String> {
-    let mut v = vec!["netns", "exec", ns];
-    v.extend_from_slice(args);
-    run("ip", &v)
-}
-
-/// Fails with a clear message if `tool` cannot be run.
-fn require(tool: &str, version_arg: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg(version_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(ok, "this test needs `{tool}` on PATH (Debian package {package}); tests/run-all.sh should install it");
-}
 
 /// A namespace holding veth end `b` (10.78.0.2/24, up), whose peer `a` is
 /// in the test's namespace for the router (up, no addresses, IPv6 and

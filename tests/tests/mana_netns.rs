@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vrouter_tests::cmd::*;
 
 /// The router's MACs (locally administered; the AF_PACKET socket is
 /// promiscuous, so they need not match the root-side veths).
@@ -27,61 +28,6 @@ const P1_MAC: MacAddr = MacAddr([0x02, 0x4d, 0x41, 0x4e, 0, 0x11]);
 
 // ---------------------------------------------------------------------------
 // Commands
-
-fn describe(cmd: &str, args: &[&str]) -> String {
-    std::iter::once(cmd).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
-}
-
-/// Runs `cmd args`; Err carries the command line, exit status and output.
-fn run(cmd: &str, args: &[&str]) -> Result<Output, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{}`: cannot run {cmd}: {e}", describe(cmd, args)))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{}` failed ({}):\nstdout: {}\nstderr: {}",
-            describe(cmd, args),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out)
-}
-
-/// Runs `cmd args` and fails the test if it does not succeed.
-fn must(cmd: &str, args: &[&str]) -> Output {
-    let r = run(cmd, args);
-    assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
-    r.expect("checked above")
-}
-
-/// Runs `args` inside namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Result<Output, String> {
-    let mut v = vec!["netns", "exec", ns];
-    v.extend_from_slice(args);
-    run("ip", &v)
-}
-
-fn must_in_ns(ns: &str, args: &[&str]) -> Output {
-    let r = in_ns(ns, args);
-    assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
-    r.expect("checked above")
-}
-
-/// Fails with a clear message if `tool` cannot be run.
-fn require(tool: &str, version_arg: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg(version_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(ok, "this test needs `{tool}` on PATH (Debian package {package}); tests/run-all.sh should install it");
-}
 
 // ---------------------------------------------------------------------------
 // Topology

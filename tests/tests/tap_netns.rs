@@ -13,8 +13,8 @@ use dataplane::runtime::{auto_plan, PortSnapshot, PortSpec, Runtime, RuntimeSpec
 use dataplane::IdlePolicy;
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
 use std::net::IpAddr;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use vrouter_tests::cmd::*;
 use vrouter_tests::PATIENCE;
 
 /// The router's MAC on the TAP port (the kernel interface has its own).
@@ -22,55 +22,6 @@ const T0_MAC: MacAddr = MacAddr([0x02, 0x54, 0x41, 0x50, 0, 0x10]);
 
 // ---------------------------------------------------------------------------
 // Commands
-
-fn describe(cmd: &str, args: &[&str]) -> String {
-    std::iter::once(cmd).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
-}
-
-/// Runs `cmd args`; Err carries the command line, exit status and output.
-fn run(cmd: &str, args: &[&str]) -> Result<Output, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{}`: cannot run {cmd}: {e}", describe(cmd, args)))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{}` failed ({}):\nstdout: {}\nstderr: {}",
-            describe(cmd, args),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out)
-}
-
-/// Runs `cmd args` and fails the test if it does not succeed.
-fn must(cmd: &str, args: &[&str]) -> Output {
-    let r = run(cmd, args);
-    assert!(r.is_ok(), "{}", r.as_ref().err().map_or("", String::as_str));
-    r.expect("checked above")
-}
-
-/// Runs `args` inside namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Result<Output, String> {
-    let mut v = vec!["netns", "exec", ns];
-    v.extend_from_slice(args);
-    run("ip", &v)
-}
-
-/// Fails with a clear message if `tool` cannot be run.
-fn require(tool: &str, version_arg: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg(version_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(ok, "this test needs `{tool}` on PATH (Debian package {package}); tests/run-all.sh should install it");
-}
 
 // ---------------------------------------------------------------------------
 // Topology

@@ -63,6 +63,9 @@
 use crate::buf::PktBurst;
 use crate::counter::{Counter, SharedCounter};
 use crate::lock;
+use crate::netdev::{
+    check_ifname, errno, ifr_name, send_frames, zeroed_ifreq, TxCounters, ETH_HLEN, ETH_OVERHEAD, MIN_MTU,
+};
 use crate::pool::{PagePool, PoolConfig};
 use crate::port::*;
 use std::io;
@@ -78,12 +81,9 @@ pub const MAX_RX_QUEUES: u16 = 16;
 /// Most TX queues: one per worker.
 pub const MAX_TX_QUEUES: u16 = 64;
 /// Largest MTU an afpacket port accepts (the interface's may be lower).
-pub const MAX_MTU: u16 = 9000;
-const MIN_MTU: u16 = 68;
+pub const MAX_MTU: u16 = crate::netdev::MAX_MTU;
 /// Longest interface name (IFNAMSIZ less the NUL).
-pub const MAX_IFNAME: usize = libc::IFNAMSIZ - 1;
-const ETH_HLEN: usize = 14;
-const ETH_OVERHEAD: usize = 18; // header + one VLAN tag
+pub const MAX_IFNAME: usize = crate::netdev::MAX_IFNAME;
 const VLAN_HLEN: usize = 4;
 const HEADROOM: u16 = 128;
 const DEFAULT_BUFFERS: u32 = 1024;
@@ -177,39 +177,6 @@ fn params(cfg: &PortConfig) -> Result<Params, PortError> {
         buffers: if cfg.pool_buffers == 0 { DEFAULT_BUFFERS } else { cfg.pool_buffers },
         blocks: cfg.rx_ring.div_ceil(FRAMES_PER_BLOCK).clamp(MIN_BLOCKS, MAX_BLOCKS),
     })
-}
-
-/// Why `name` cannot be a Linux interface name, if it cannot.
-fn check_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("is empty".into());
-    }
-    if name.len() > MAX_IFNAME {
-        return Err(format!("is {} bytes long; Linux interface names have at most {MAX_IFNAME}", name.len()));
-    }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace()) {
-        return Err(format!("contains {c:?}, which Linux does not allow in interface names"));
-    }
-    Ok(())
-}
-
-fn zeroed_ifreq() -> libc::ifreq {
-    // SAFETY: ifreq holds only integers, arrays and unions of them; all-zero is a valid value.
-    unsafe { mem::zeroed() }
-}
-
-/// An interface name as a NUL-terminated `ifr_name` (checked before).
-fn ifr_name(name: &str) -> [libc::c_char; libc::IFNAMSIZ] {
-    let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (o, b) in out.iter_mut().zip(name.as_bytes().iter().take(MAX_IFNAME)) {
-        *o = *b as libc::c_char;
-    }
-    out
-}
-
-/// The errno of the last failed call (allocation-free).
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// A failed step: what was tried, and the OS error.
@@ -475,13 +442,7 @@ struct RxShared {
 struct TxShared {
     taken: AtomicBool,
     sock: OwnedFd,
-    packets: Counter,
-    bytes: Counter,
-    oversize: Counter,
-    runt: Counter,
-    link_down: Counter,
-    write_error: Counter,
-    would_block: Counter,
+    c: TxCounters,
 }
 
 struct Shared {
@@ -704,17 +665,7 @@ impl AfPacketPort {
             })?;
             // Protocol 0: the socket sends only and never queues a frame.
             bind_to(&sock, ifindex, 0).map_err(|e| fail(("bind", e), ""))?;
-            tx.push(TxShared {
-                taken: AtomicBool::new(false),
-                sock,
-                packets: Counter::new(),
-                bytes: Counter::new(),
-                oversize: Counter::new(),
-                runt: Counter::new(),
-                link_down: Counter::new(),
-                write_error: Counter::new(),
-                would_block: Counter::new(),
-            });
+            tx.push(TxShared { taken: AtomicBool::new(false), sock, c: TxCounters::default() });
         }
 
         Ok(AfPacketPort {
@@ -873,15 +824,10 @@ impl Port for AfPacketPort {
     fn tx_stats(&self, q: QueueId) -> Option<QueueStats> {
         let t = self.sh.tx.get(q.0 as usize)?;
         Some(QueueStats {
-            packets: t.packets.get(),
-            bytes: t.bytes.get(),
-            drops: vec![
-                ("oversize", t.oversize.get()),
-                ("runt", t.runt.get()),
-                ("link_down", t.link_down.get()),
-                ("write_error", t.write_error.get()),
-            ],
-            counters: vec![("would_block", t.would_block.get())],
+            packets: t.c.packets.get(),
+            bytes: t.c.bytes.get(),
+            drops: t.c.drops(),
+            counters: vec![("would_block", t.c.would_block.get())],
         })
     }
 
@@ -1066,71 +1012,21 @@ impl TxQueue for AfPacketTxQueue {
 
     fn tx_burst(&mut self, pkts: &mut PktBurst) -> usize {
         let sh = &*self.sh;
-        let Some(c) = sh.tx.get(self.q) else {
+        let Some(t) = sh.tx.get(self.q) else {
             pkts.clear();
             return 0;
         };
         if !sh.started.load(Ordering::Acquire) {
-            c.link_down.add(pkts.len() as u64);
-            pkts.clear();
-            return 0;
+            return t.c.drop_all(pkts);
         }
-        let fd = c.sock.as_raw_fd();
+        let fd = t.sock.as_raw_fd();
         let max_frame = sh.mtu.load(Ordering::Relaxed) as usize + ETH_OVERHEAD;
-        let (mut sent, mut bytes) = (0u64, 0u64);
-        let mut full = false;
-        pkts.retain(|p| {
-            if full {
-                return true; // no room: stays with the caller, in order
-            }
-            let len = p.len();
-            if len > max_frame {
-                c.oversize.inc();
-                return false;
-            }
-            if len < ETH_HLEN {
-                c.runt.inc();
-                return false;
-            }
-            loop {
-                let data = p.data();
-                // SAFETY: `data` is readable for data.len() bytes.
-                let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
-                if n >= 0 {
-                    // A packet socket sends the whole frame or fails.
-                    if n as usize == len {
-                        sent += 1;
-                        bytes += len as u64;
-                    } else {
-                        c.write_error.inc();
-                    }
-                    return false; // done: the buffer returns to its pool
-                }
-                match errno() {
-                    libc::EINTR => continue,
-                    libc::EAGAIN | libc::ENOBUFS => {
-                        c.would_block.inc();
-                        full = true;
-                        return true;
-                    }
-                    libc::ENETDOWN | libc::ENXIO | libc::ENODEV => {
-                        c.link_down.inc();
-                        return false;
-                    }
-                    libc::EMSGSIZE => {
-                        c.oversize.inc();
-                        return false;
-                    }
-                    _ => {
-                        c.write_error.inc();
-                        return false;
-                    }
-                }
-            }
-        });
-        c.packets.add(sent);
-        c.bytes.add(bytes);
-        sent as usize
+        let send = |d: &[u8]| {
+            // SAFETY: `d` is readable for d.len() bytes.
+            let n = unsafe { libc::send(fd, d.as_ptr().cast(), d.len(), libc::MSG_DONTWAIT) };
+            usize::try_from(n).map_err(|_| errno())
+        };
+        send_frames(pkts, max_frame, &t.c, send, |_| false)
     }
 }
 

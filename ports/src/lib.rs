@@ -11,6 +11,7 @@ pub mod counter;
 pub mod frameio;
 pub mod mana;
 pub mod mem;
+mod netdev;
 pub mod pcap;
 pub mod pool;
 pub mod port;

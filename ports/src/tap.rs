@@ -47,6 +47,9 @@
 use crate::buf::PktBurst;
 use crate::counter::Counter;
 use crate::lock;
+use crate::netdev::{
+    check_ifname, errno, ifr_name, send_frames, zeroed_ifreq, TxCounters, ETH_HLEN, ETH_OVERHEAD, MIN_MTU,
+};
 use crate::pool::{PagePool, PoolConfig};
 use crate::port::*;
 use std::ffi::CStr;
@@ -63,12 +66,9 @@ pub const MAX_QUEUES: u16 = 1;
 /// descriptor (a TAP write is one whole frame, so writers never interleave).
 pub const MAX_TX_QUEUES: u16 = 64;
 /// Largest MTU a tap port accepts.
-pub const MAX_MTU: u16 = 9000;
-const MIN_MTU: u16 = 68;
+pub const MAX_MTU: u16 = crate::netdev::MAX_MTU;
 /// Longest interface name (IFNAMSIZ less the NUL).
-pub const MAX_IFNAME: usize = libc::IFNAMSIZ - 1;
-const ETH_HLEN: usize = 14;
-const ETH_OVERHEAD: usize = 18; // header + one VLAN tag
+pub const MAX_IFNAME: usize = crate::netdev::MAX_IFNAME;
 const HEADROOM: u16 = 128;
 const DEFAULT_BUFFERS: u32 = 1024;
 const ARGS: &[&str] = &["ifname"];
@@ -129,42 +129,10 @@ fn params(cfg: &PortConfig) -> Result<Params, PortError> {
     })
 }
 
-/// Why `name` cannot be a Linux interface name (the kernel's
-/// `dev_valid_name`), if it cannot.
-fn check_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("is empty".into());
-    }
-    if name.len() > MAX_IFNAME {
-        return Err(format!("is {} bytes long; Linux interface names have at most {MAX_IFNAME}", name.len()));
-    }
-    if name == "." || name == ".." {
-        return Err("is not a valid interface name".into());
-    }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace()) {
-        return Err(format!("contains {c:?}, which Linux does not allow in interface names"));
-    }
-    Ok(())
-}
-
-/// An interface name as a NUL-terminated `ifr_name` (checked before).
-fn ifr_name(name: &str) -> [libc::c_char; libc::IFNAMSIZ] {
-    let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (o, b) in out.iter_mut().zip(name.as_bytes().iter().take(MAX_IFNAME)) {
-        *o = *b as libc::c_char;
-    }
-    out
-}
-
 /// `ifr_name` as a string (up to the first NUL).
 fn name_of(name: &[libc::c_char; libc::IFNAMSIZ]) -> String {
     let bytes: Vec<u8> = name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn zeroed_ifreq() -> libc::ifreq {
-    // SAFETY: ifreq holds only integers, arrays and unions of them; all-zero is a valid value.
-    unsafe { mem::zeroed() }
 }
 
 /// A new AF_INET datagram socket for interface ioctls, in the calling
@@ -224,11 +192,6 @@ fn readable(fd: RawFd) -> bool {
     r > 0 && pfd.revents & libc::POLLIN != 0
 }
 
-/// The errno of the last failed call (allocation-free).
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 /// A failed step: what was tried, and the OS error.
 type StepError = (&'static str, io::Error);
 
@@ -253,13 +216,7 @@ struct RxShared {
 
 struct TxShared {
     taken: AtomicBool,
-    packets: Counter,
-    bytes: Counter,
-    oversize: Counter,
-    runt: Counter,
-    link_down: Counter,
-    write_error: Counter,
-    would_block: Counter,
+    c: TxCounters,
 }
 
 struct Shared {
@@ -453,16 +410,7 @@ impl TapPort {
                     read_error: counter(),
                 },
                 tx: (0..p.tx_queues)
-                    .map(|_| TxShared {
-                        taken: AtomicBool::new(false),
-                        packets: counter(),
-                        bytes: counter(),
-                        oversize: counter(),
-                        runt: counter(),
-                        link_down: counter(),
-                        write_error: counter(),
-                        would_block: counter(),
-                    })
+                    .map(|_| TxShared { taken: AtomicBool::new(false), c: TxCounters::default() })
                     .collect(),
             }),
         })
@@ -603,15 +551,10 @@ impl Port for TapPort {
     fn tx_stats(&self, q: QueueId) -> Option<QueueStats> {
         let t = self.sh.tx.get(q.0 as usize)?;
         Some(QueueStats {
-            packets: t.packets.get(),
-            bytes: t.bytes.get(),
-            drops: vec![
-                ("oversize", t.oversize.get()),
-                ("runt", t.runt.get()),
-                ("link_down", t.link_down.get()),
-                ("write_error", t.write_error.get()),
-            ],
-            counters: vec![("would_block", t.would_block.get())],
+            packets: t.c.packets.get(),
+            bytes: t.c.bytes.get(),
+            drops: t.c.drops(),
+            counters: vec![("would_block", t.c.would_block.get())],
         })
     }
 
@@ -731,68 +674,29 @@ impl TxQueue for TapTxQueue {
 
     fn tx_burst(&mut self, pkts: &mut PktBurst) -> usize {
         let sh = &*self.sh;
-        let Some(c) = sh.tx.get(self.q) else {
+        let Some(t) = sh.tx.get(self.q) else {
             pkts.clear();
             return 0;
         };
         if !sh.started.load(Ordering::Acquire) || sh.gone.load(Ordering::Relaxed) {
-            c.link_down.add(pkts.len() as u64);
-            pkts.clear();
-            return 0;
+            return t.c.drop_all(pkts);
         }
         let fd = sh.tun.as_raw_fd();
         let max_frame = sh.mtu.load(Ordering::Relaxed) as usize + ETH_OVERHEAD;
-        let (mut sent, mut bytes) = (0u64, 0u64);
-        let mut full = false;
-        pkts.retain(|p| {
-            if full {
-                return true; // no room: stays with the caller, in order
+        let write = |d: &[u8]| {
+            // SAFETY: `d` is readable for d.len() bytes.
+            let n = unsafe { libc::write(fd, d.as_ptr().cast(), d.len()) };
+            usize::try_from(n).map_err(|_| errno())
+        };
+        // EBADFD: the interface was deleted under the descriptor.
+        let gone = |e: i32| {
+            let g = e == libc::EBADFD;
+            if g {
+                sh.gone.store(true, Ordering::Relaxed);
             }
-            let len = p.len();
-            if len > max_frame {
-                c.oversize.inc();
-                return false;
-            }
-            if len < ETH_HLEN {
-                c.runt.inc();
-                return false;
-            }
-            loop {
-                let data = p.data();
-                // SAFETY: `data` is readable for data.len() bytes.
-                let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-                if n >= 0 {
-                    // A TAP write takes the whole frame or fails.
-                    if n as usize == len {
-                        sent += 1;
-                        bytes += len as u64;
-                    } else {
-                        c.write_error.inc();
-                    }
-                    return false; // done: the buffer returns to its pool
-                }
-                match errno() {
-                    libc::EINTR => continue,
-                    libc::EAGAIN | libc::ENOBUFS => {
-                        c.would_block.inc();
-                        full = true;
-                        return true;
-                    }
-                    libc::EBADFD => {
-                        sh.gone.store(true, Ordering::Relaxed);
-                        c.link_down.inc();
-                        return false;
-                    }
-                    _ => {
-                        c.write_error.inc();
-                        return false;
-                    }
-                }
-            }
-        });
-        c.packets.add(sent);
-        c.bytes.add(bytes);
-        sent as usize
+            g
+        };
+        send_frames(pkts, max_frame, &t.c, write, gone)
     }
 }
 

@@ -1045,9 +1045,9 @@ mod tests {
     use crate::afpacket::AfPacket;
     use crate::buf::Pkt;
     use crate::frameio::FrameIo;
+    use crate::netdev::testing::*;
     use crate::region::HugepagePolicy;
     use std::collections::BTreeMap;
-    use std::process::Command;
     use std::time::{Duration, Instant};
 
     /// UDP destination port of the tests' frames; stray frames never use it.
@@ -1070,13 +1070,6 @@ mod tests {
 
     fn open_err(c: &PortConfig) -> PortError {
         AfPacketPort::open(c).err().expect("open must fail")
-    }
-
-    fn invalid(e: PortError) -> String {
-        match e {
-            PortError::InvalidConfig(s) => s,
-            other => unreachable!("expected InvalidConfig, got {other:?}"),
-        }
     }
 
     #[test]
@@ -1200,15 +1193,6 @@ mod tests {
 
     // -----------------------------------------------------------------------
     // With root
-
-    /// Runs `ip` with `args`; Err carries the command and its stderr.
-    fn ip(args: &[&str]) -> Result<String, String> {
-        let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
 
     fn sysctl(path: &str, value: &str) {
         if std::path::Path::new(path).exists() {
@@ -1337,33 +1321,8 @@ mod tests {
         got
     }
 
-    /// The next marked frame `io` receives, within [`PATIENCE`].
     fn peer_marked(io: &AfPacket) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut buf = [0u8; 2048];
-        while Instant::now() < deadline {
-            while let Some(n) = io.recv(&mut buf).expect("recv") {
-                if is_marked(&buf[..n.min(buf.len())]) {
-                    return Some(buf[..n.min(buf.len())].to_vec());
-                }
-            }
-            io.wait(Duration::from_millis(50)).expect("wait");
-        }
-        None
-    }
-
-    fn burst_of(pool: &PagePool, frames: &[Vec<u8>]) -> PktBurst {
-        let mut b = PktBurst::new();
-        for f in frames {
-            let mut p = pool.alloc().expect("a free buffer");
-            assert!(p.copy_from(f), "frame of {} bytes fits", f.len());
-            b.push(p).expect("room in the burst");
-        }
-        b
-    }
-
-    fn drop_count(drops: &[(&'static str, u64)], name: &str) -> u64 {
-        drops.iter().find(|d| d.0 == name).map(|d| d.1).expect("drop reason listed")
+        recv_marked(io, is_marked)
     }
 
     #[test]

@@ -162,3 +162,59 @@ mod tests {
         assert_eq!((n[0], n[3], n[4]), (b'e' as libc::c_char, b'0' as libc::c_char, 0));
     }
 }
+
+/// Test support shared by the tap and afpacket driver tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::afpacket::AfPacket;
+    use crate::frameio::FrameIo;
+    use crate::{PagePool, PktBurst, PortError};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    pub fn invalid(e: PortError) -> String {
+        match e {
+            PortError::InvalidConfig(s) => s,
+            other => unreachable!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    /// Runs `ip` with `args`; Err carries the command and its stderr.
+    pub fn ip(args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn burst_of(pool: &PagePool, frames: &[Vec<u8>]) -> PktBurst {
+        let mut b = PktBurst::new();
+        for f in frames {
+            let mut p = pool.alloc().expect("a free buffer");
+            assert!(p.copy_from(f), "frame of {} bytes fits", f.len());
+            b.push(p).expect("room in the burst");
+        }
+        b
+    }
+
+    pub fn drop_count(drops: &[(&'static str, u64)], name: &str) -> u64 {
+        drops.iter().find(|d| d.0 == name).map(|d| d.1).expect("drop reason listed")
+    }
+
+    /// The first frame `io` receives within 5 s that `is_marked`.
+    /// The next marked frame the kernel shows on `io`, within [`PATIENCE`].
+    pub fn recv_marked(io: &AfPacket, is_marked: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            while let Some(n) = io.recv(&mut buf).expect("recv") {
+                if is_marked(&buf[..n.min(buf.len())]) {
+                    return Some(buf[..n.min(buf.len())].to_vec());
+                }
+            }
+            io.wait(Duration::from_millis(50)).expect("wait");
+        }
+        None
+    }
+}

@@ -221,3 +221,41 @@ pub mod cmd {
         assert!(ok, "this test needs `{tool}` on PATH (Debian package {package}); tests/run-all.sh should install it");
     }
 }
+
+/// Reading a running router's counters in tests.
+pub mod snap {
+    use dataplane::runtime::{PortSnapshot, StatsSnapshot};
+
+    /// Every port's and worker's counters on a few lines, for failure messages.
+    pub fn counters(s: &StatsSnapshot) -> String {
+        let mut out = String::new();
+        for p in &s.ports {
+            out += &format!(
+                "\n  {}: rx {} tx {} driver drops {} link {}",
+                p.info.name,
+                p.rx_packets(),
+                p.tx_packets(),
+                p.driver_drops(),
+                p.link.up
+            );
+            for (name, v) in p.rx.iter().flat_map(|q| &q.queue.drops).chain(p.tx.iter().flat_map(|q| &q.drops)) {
+                if *v > 0 {
+                    out += &format!(" {name}={v}");
+                }
+            }
+        }
+        for w in &s.workers {
+            out += &format!("\n  worker {}: drops {:?} punts {:?} local {:?}", w.id, w.drops, w.punts, w.local);
+        }
+        out
+    }
+
+    pub fn port_named<'a>(s: &'a StatsSnapshot, name: &str) -> &'a PortSnapshot {
+        s.ports.iter().find(|p| p.info.name == name).expect("port in the snapshot")
+    }
+
+    /// How often the fast path answered with `event` (e.g. "echo_reply").
+    pub fn local_count(s: &StatsSnapshot, event: &str) -> u64 {
+        s.workers.iter().flat_map(|w| &w.local).filter(|e| e.0 == event).map(|e| e.1).sum()
+    }
+}

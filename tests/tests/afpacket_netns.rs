@@ -9,12 +9,13 @@
 //! skips). The namespace and the veth pair are named after the process
 //! id, and a guard removes them even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSnapshot, PortSpec, Runtime, RuntimeSpec, StatsSnapshot};
+use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
 use dataplane::IdlePolicy;
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
 use std::net::IpAddr;
 use std::time::Duration;
 use vrouter_tests::cmd::*;
+use vrouter_tests::snap::*;
 
 /// The MAC the router's port sets on its veth end.
 const A0_MAC: MacAddr = MacAddr([0x02, 0x41, 0x46, 0x50, 0, 0x10]);
@@ -111,37 +112,6 @@ fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
         acl: Default::default(),
         nat: Default::default(),
     }
-}
-
-fn counters(s: &StatsSnapshot) -> String {
-    let mut out = String::new();
-    for p in &s.ports {
-        out += &format!(
-            "\n  {}: rx {} tx {} driver drops {} link {}",
-            p.info.name,
-            p.rx_packets(),
-            p.tx_packets(),
-            p.driver_drops(),
-            p.link.up
-        );
-        for (name, v) in p.rx.iter().flat_map(|q| &q.queue.drops).chain(p.tx.iter().flat_map(|q| &q.drops)) {
-            if *v > 0 {
-                out += &format!(" {name}={v}");
-            }
-        }
-    }
-    for w in &s.workers {
-        out += &format!("\n  worker {}: drops {:?} punts {:?} local {:?}", w.id, w.drops, w.punts, w.local);
-    }
-    out
-}
-
-fn port_named<'a>(s: &'a StatsSnapshot, name: &str) -> &'a PortSnapshot {
-    s.ports.iter().find(|p| p.info.name == name).expect("port in the snapshot")
-}
-
-fn local_count(s: &StatsSnapshot, event: &str) -> u64 {
-    s.workers.iter().flat_map(|w| &w.local).filter(|e| e.0 == event).map(|e| e.1).sum()
 }
 
 #[test]

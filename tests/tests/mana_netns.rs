@@ -9,7 +9,7 @@
 //! name. Every namespace, interface and file is named after the process id
 //! and the test, and removed by a guard even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSnapshot, PortSpec, Runtime, RuntimeSpec, StatsSnapshot};
+use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
 use dataplane::IdlePolicy;
 use ports::pcap::{PcapReader, PcapWriter};
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vrouter_tests::cmd::*;
+use vrouter_tests::snap::*;
 
 /// The router's MACs (locally administered; the AF_PACKET socket is
 /// promiscuous, so they need not match the root-side veths).
@@ -182,37 +183,6 @@ fn start_router(net: &Net) -> Runtime {
         port(mana_port("p1", P1_MAC, &[("afpacket", &net.vb0)]), "10.50.2.1"),
     ]);
     Runtime::start(&s).expect("start the router on emulated MANA ports over AF_PACKET")
-}
-
-fn counters(s: &StatsSnapshot) -> String {
-    let mut out = String::new();
-    for p in &s.ports {
-        out += &format!(
-            "\n  {}: rx {} tx {} driver drops {} link {}",
-            p.info.name,
-            p.rx_packets(),
-            p.tx_packets(),
-            p.driver_drops(),
-            p.link.up
-        );
-        for (name, v) in p.rx.iter().flat_map(|q| &q.queue.drops).chain(p.tx.iter().flat_map(|q| &q.drops)) {
-            if *v > 0 {
-                out += &format!(" {name}={v}");
-            }
-        }
-    }
-    for w in &s.workers {
-        out += &format!("\n  worker {}: drops {:?} punts {:?} local {:?}", w.id, w.drops, w.punts, w.local);
-    }
-    out
-}
-
-fn port_named<'a>(s: &'a StatsSnapshot, name: &str) -> &'a PortSnapshot {
-    s.ports.iter().find(|p| p.info.name == name).expect("port in the snapshot")
-}
-
-fn local_count(s: &StatsSnapshot, event: &str) -> u64 {
-    s.workers.iter().flat_map(|w| &w.local).filter(|e| e.0 == event).map(|e| e.1).sum()
 }
 
 // ---------------------------------------------------------------------------

@@ -9,12 +9,13 @@
 //! The namespace and the interface are named after the process id, and a
 //! guard removes them even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSnapshot, PortSpec, Runtime, RuntimeSpec, StatsSnapshot};
+use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
 use dataplane::IdlePolicy;
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vrouter_tests::cmd::*;
+use vrouter_tests::snap::*;
 use vrouter_tests::PATIENCE;
 
 /// The router's MAC on the TAP port (the kernel interface has its own).
@@ -128,37 +129,6 @@ fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
         acl: Default::default(),
         nat: Default::default(),
     }
-}
-
-fn counters(s: &StatsSnapshot) -> String {
-    let mut out = String::new();
-    for p in &s.ports {
-        out += &format!(
-            "\n  {}: rx {} tx {} driver drops {} link {}",
-            p.info.name,
-            p.rx_packets(),
-            p.tx_packets(),
-            p.driver_drops(),
-            p.link.up
-        );
-        for (name, v) in p.rx.iter().flat_map(|q| &q.queue.drops).chain(p.tx.iter().flat_map(|q| &q.drops)) {
-            if *v > 0 {
-                out += &format!(" {name}={v}");
-            }
-        }
-    }
-    for w in &s.workers {
-        out += &format!("\n  worker {}: drops {:?} punts {:?} local {:?}", w.id, w.drops, w.punts, w.local);
-    }
-    out
-}
-
-fn port_named<'a>(s: &'a StatsSnapshot, name: &str) -> &'a PortSnapshot {
-    s.ports.iter().find(|p| p.info.name == name).expect("port in the snapshot")
-}
-
-fn local_count(s: &StatsSnapshot, event: &str) -> u64 {
-    s.workers.iter().flat_map(|w| &w.local).filter(|e| e.0 == event).map(|e| e.1).sum()
 }
 
 // ---------------------------------------------------------------------------

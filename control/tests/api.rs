@@ -381,6 +381,35 @@ fn repo_root() -> PathBuf {
 /// Kills the daemon if the test fails half-way.
 struct Daemon(Option<std::process::Child>);
 
+impl Daemon {
+    /// Starts `vrouterd --config <repo>/config --duration secs --socket sock`
+    /// and waits (at most 20 s) for its socket.
+    fn start(config: &str, secs: u32, sock: &std::path::Path) -> Result<Daemon, Box<dyn Error>> {
+        let cfg = repo_root().join(config);
+        let mut daemon = Daemon(Some(
+            std::process::Command::new(env!("CARGO_BIN_EXE_vrouterd"))
+                .args(["--config", cfg.to_str().ok_or("repo path is not UTF-8")?])
+                .args(["--duration", &secs.to_string(), "--socket", sock.to_str().ok_or("temp path is not UTF-8")?])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?,
+        ));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sock.exists() {
+            if let Some(c) = daemon.0.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    return Err(format!("vrouterd exited early with {st}").into());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("vrouterd did not create its socket".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
@@ -423,26 +452,7 @@ fn end_to_end_vrouterd_and_vrouterctl() -> TestResult {
     let sock = dir.path().join("s.sock");
     let sock_s = sock.to_str().ok_or("temp path is not UTF-8")?;
     let demo = repo_root().join("configs/demo.toml");
-
-    let mut daemon = Daemon(Some(
-        std::process::Command::new(env!("CARGO_BIN_EXE_vrouterd"))
-            .args(["--config", demo.to_str().ok_or("repo path is not UTF-8")?, "--duration", "6", "--socket", sock_s])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sock.exists() {
-        if let Some(c) = daemon.0.as_mut() {
-            if let Some(st) = c.try_wait()? {
-                return Err(format!("vrouterd exited early with {st}").into());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("vrouterd did not create its socket".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut daemon = Daemon::start("configs/demo.toml", 6, &sock)?;
 
     // Packets move: rx on p0 and tx on p1 (retry while the generator warms up).
     let deadline = Instant::now() + Duration::from_secs(4);
@@ -568,26 +578,7 @@ fn nat_sessions_and_counters_through_vrouterctl() -> TestResult {
     let dir = tempfile::tempdir()?;
     let sock = dir.path().join("s.sock");
     let sock_s = sock.to_str().ok_or("temp path is not UTF-8")?;
-    let cfg = repo_root().join("configs/nat.toml");
-    let mut daemon = Daemon(Some(
-        std::process::Command::new(env!("CARGO_BIN_EXE_vrouterd"))
-            .args(["--config", cfg.to_str().ok_or("repo path is not UTF-8")?, "--duration", "8", "--socket", sock_s])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?,
-    ));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sock.exists() {
-        if let Some(c) = daemon.0.as_mut() {
-            if let Some(st) = c.try_wait()? {
-                return Err(format!("vrouterd exited early with {st}").into());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("vrouterd did not create its socket".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut daemon = Daemon::start("configs/nat.toml", 8, &sock)?;
     // The generator's 1024 flows each get a session; the maintenance
     // thread's count catches up within a pass.
     let deadline = Instant::now() + Duration::from_secs(6);

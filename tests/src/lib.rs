@@ -259,3 +259,62 @@ pub mod snap {
         s.workers.iter().flat_map(|w| &w.local).filter(|e| e.0 == event).map(|e| e.1).sum()
     }
 }
+
+/// Routers for the namespace tests.
+pub mod router {
+    use dataplane::runtime::{auto_plan, PortSpec, RuntimeSpec};
+    use dataplane::IdlePolicy;
+    use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    /// A port of `driver` on Linux interface `ifname` (`tap`, `afpacket`)
+    /// with (RX, TX) `queues` and the router's address `addr`/24.
+    pub fn iface_port(
+        name: &str,
+        driver: &str,
+        ifname: &str,
+        mac: MacAddr,
+        queues: (u16, u16),
+        addr: &str,
+    ) -> PortSpec {
+        PortSpec {
+            config: PortConfig {
+                id: PortId(0),
+                name: name.into(),
+                driver: driver.into(),
+                rx_queues: queues.0,
+                tx_queues: queues.1,
+                rx_ring: 1024,
+                tx_ring: 512,
+                mtu: 1500,
+                mac: Some(mac),
+                pool_buffers: 1024,
+                hugepages: HugepagePolicy::Prefer,
+                args: [("ifname".to_string(), ifname.to_string())].into_iter().collect(),
+            },
+            addrs: vec![(addr.parse::<IpAddr>().expect("address literal"), 24)],
+            vrf: 0,
+            azure_gateway: false,
+        }
+    }
+
+    /// `workers` unpinned workers over the ports' RX queues, sleeping
+    /// briefly when idle (several routers share a two-core machine with
+    /// the kernel's own work in these tests); no routes.
+    pub fn light_spec(ports: Vec<PortSpec>, workers: usize) -> RuntimeSpec {
+        RuntimeSpec {
+            workers: auto_plan(&ports, &vec![None; workers]),
+            ports,
+            routes: Vec::new(),
+            burst: 32,
+            idle: IdlePolicy::Sleep(Duration::from_micros(50)),
+            generator: None,
+            l3: Default::default(),
+            neighbors: Vec::new(),
+            neigh: Default::default(),
+            acl: Default::default(),
+            nat: Default::default(),
+        }
+    }
+}

@@ -9,12 +9,11 @@
 //! skips). The namespace and the veth pair are named after the process
 //! id, and a guard removes them even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
-use dataplane::IdlePolicy;
-use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
-use std::net::IpAddr;
+use dataplane::runtime::Runtime;
+use ports::MacAddr;
 use std::time::Duration;
 use vrouter_tests::cmd::*;
+use vrouter_tests::router::*;
 use vrouter_tests::snap::*;
 
 /// The MAC the router's port sets on its veth end.
@@ -73,52 +72,11 @@ impl Drop for Net {
     }
 }
 
-fn afpacket_port(name: &str, ifname: &str, mac: MacAddr, addr: &str) -> PortSpec {
-    PortSpec {
-        config: PortConfig {
-            id: PortId(0),
-            name: name.into(),
-            driver: "afpacket".into(),
-            rx_queues: 2,
-            // One per worker.
-            tx_queues: 2,
-            rx_ring: 1024,
-            tx_ring: 512,
-            mtu: 1500,
-            mac: Some(mac),
-            pool_buffers: 1024,
-            hugepages: HugepagePolicy::Prefer,
-            args: [("ifname".to_string(), ifname.to_string())].into_iter().collect(),
-        },
-        addrs: vec![(addr.parse::<IpAddr>().expect("address literal"), 24)],
-        vrf: 0,
-        azure_gateway: false,
-    }
-}
-
-/// Two workers, each polling one of the port's RX queues; they sleep
-/// briefly when idle.
-fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
-    RuntimeSpec {
-        workers: auto_plan(&ports, &[None, None]),
-        ports,
-        routes: Vec::new(),
-        burst: 32,
-        idle: IdlePolicy::Sleep(Duration::from_micros(50)),
-        generator: None,
-        l3: Default::default(),
-        neighbors: Vec::new(),
-        neigh: Default::default(),
-        acl: Default::default(),
-        nat: Default::default(),
-    }
-}
-
 #[test]
 fn kernel_in_a_namespace_pings_the_router_through_an_afpacket_port() {
     require("ping", "-V", "iputils-ping");
     let net = Net::new('p');
-    let rt = Runtime::start(&spec(vec![afpacket_port("a0", &net.a, A0_MAC, "10.78.0.1")]))
+    let rt = Runtime::start(&light_spec(vec![iface_port("a0", "afpacket", &net.a, A0_MAC, (2, 2), "10.78.0.1")], 2))
         .expect("start the router on an afpacket port (needs root)");
 
     // The port brought its interface up with the configured MAC, at the
@@ -173,7 +131,7 @@ fn kernel_in_a_namespace_pings_the_router_through_an_afpacket_port() {
 #[test]
 fn router_with_an_afpacket_port_fails_to_start_on_a_missing_interface() {
     let missing = format!("vrafx{}", std::process::id());
-    let err = Runtime::start(&spec(vec![afpacket_port("a0", &missing, A0_MAC, "10.78.0.1")]))
+    let err = Runtime::start(&light_spec(vec![iface_port("a0", "afpacket", &missing, A0_MAC, (2, 2), "10.78.0.1")], 2))
         .err()
         .expect("no such interface")
         .to_string();

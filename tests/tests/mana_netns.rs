@@ -9,8 +9,7 @@
 //! name. Every namespace, interface and file is named after the process id
 //! and the test, and removed by a guard even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
-use dataplane::IdlePolicy;
+use dataplane::runtime::{PortSpec, Runtime};
 use ports::pcap::{PcapReader, PcapWriter};
 use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
 use std::collections::BTreeMap;
@@ -20,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vrouter_tests::cmd::*;
+use vrouter_tests::router::*;
 use vrouter_tests::snap::*;
 
 /// The router's MACs (locally administered; the AF_PACKET socket is
@@ -156,32 +156,16 @@ fn port(config: PortConfig, addr: &str) -> PortSpec {
     }
 }
 
-/// One worker polling every port's single queue. It sleeps briefly when
-/// idle: three of these run at once on a two-core machine next to the
-/// kernel's own work.
-fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
-    RuntimeSpec {
-        workers: auto_plan(&ports, &[None]),
-        ports,
-        routes: Vec::new(),
-        burst: 32,
-        idle: IdlePolicy::Sleep(Duration::from_micros(50)),
-        generator: None,
-        l3: Default::default(),
-        neighbors: Vec::new(),
-        neigh: Default::default(),
-        acl: Default::default(),
-        nat: Default::default(),
-    }
-}
-
 /// The two-port router of the veth tests: p0 on `va0` (10.50.1.1/24), p1 on
 /// `vb0` (10.50.2.1/24).
 fn start_router(net: &Net) -> Runtime {
-    let s = spec(vec![
-        port(mana_port("p0", P0_MAC, &[("afpacket", &net.va0)]), "10.50.1.1"),
-        port(mana_port("p1", P1_MAC, &[("afpacket", &net.vb0)]), "10.50.2.1"),
-    ]);
+    let s = light_spec(
+        vec![
+            port(mana_port("p0", P0_MAC, &[("afpacket", &net.va0)]), "10.50.1.1"),
+            port(mana_port("p1", P1_MAC, &[("afpacket", &net.vb0)]), "10.50.2.1"),
+        ],
+        1,
+    );
     Runtime::start(&s).expect("start the router on emulated MANA ports over AF_PACKET")
 }
 
@@ -408,7 +392,7 @@ fn pcap_replay_and_record() {
     }
 
     let (sin, sout) = (pin.display().to_string(), pout.display().to_string());
-    let s = spec(vec![port(mana_port("p0", P0_MAC, &[("pcap_in", &sin), ("pcap_out", &sout)]), "10.60.0.1")]);
+    let s = light_spec(vec![port(mana_port("p0", P0_MAC, &[("pcap_in", &sin), ("pcap_out", &sout)]), "10.60.0.1")], 1);
     let rt = Runtime::start(&s).expect("start the router on a pcap-backed emulated MANA port");
     let n = sent.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(10);

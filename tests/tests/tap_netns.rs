@@ -9,12 +9,11 @@
 //! The namespace and the interface are named after the process id, and a
 //! guard removes them even when the test fails.
 
-use dataplane::runtime::{auto_plan, PortSpec, Runtime, RuntimeSpec};
-use dataplane::IdlePolicy;
-use ports::{HugepagePolicy, MacAddr, PortConfig, PortId};
-use std::net::IpAddr;
+use dataplane::runtime::Runtime;
+use ports::MacAddr;
 use std::time::{Duration, Instant};
 use vrouter_tests::cmd::*;
+use vrouter_tests::router::*;
 use vrouter_tests::snap::*;
 use vrouter_tests::PATIENCE;
 
@@ -89,48 +88,6 @@ impl Drop for Net {
 // ---------------------------------------------------------------------------
 // Router
 
-fn tap_port(name: &str, ifname: &str, mac: MacAddr, addr: &str) -> PortSpec {
-    PortSpec {
-        config: PortConfig {
-            id: PortId(0),
-            name: name.into(),
-            driver: "tap".into(),
-            rx_queues: 1,
-            // One per worker: a tap port has one RX queue but a TX queue
-            // for each worker.
-            tx_queues: 2,
-            rx_ring: 512,
-            tx_ring: 512,
-            mtu: 1500,
-            mac: Some(mac),
-            pool_buffers: 1024,
-            hugepages: HugepagePolicy::Prefer,
-            args: [("ifname".to_string(), ifname.to_string())].into_iter().collect(),
-        },
-        addrs: vec![(addr.parse::<IpAddr>().expect("address literal"), 24)],
-        vrf: 0,
-        azure_gateway: false,
-    }
-}
-
-/// Two workers (one polls the port's only RX queue, both may transmit on
-/// it); they sleep briefly when idle.
-fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
-    RuntimeSpec {
-        workers: auto_plan(&ports, &[None, None]),
-        ports,
-        routes: Vec::new(),
-        burst: 32,
-        idle: IdlePolicy::Sleep(Duration::from_micros(50)),
-        generator: None,
-        l3: Default::default(),
-        neighbors: Vec::new(),
-        neigh: Default::default(),
-        acl: Default::default(),
-        nat: Default::default(),
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Tests
 
@@ -138,7 +95,7 @@ fn spec(ports: Vec<PortSpec>) -> RuntimeSpec {
 fn kernel_in_a_namespace_pings_the_router_through_a_tap_port() {
     require("ping", "-V", "iputils-ping");
     let net = Net::new('p');
-    let rt = Runtime::start(&spec(vec![tap_port("t0", &net.tap, T0_MAC, "10.77.0.1")]))
+    let rt = Runtime::start(&light_spec(vec![iface_port("t0", "tap", &net.tap, T0_MAC, (1, 2), "10.77.0.1")], 2))
         .expect("start the router on a tap port (needs root and /dev/net/tun)");
 
     // The router made the interface here, up at the port's MTU.
@@ -201,7 +158,7 @@ fn router_with_a_tap_port_fails_to_start_on_an_interface_that_is_not_a_tap() {
     let net = Net::new('v');
     let peer = format!("{}x", &net.tap[..net.tap.len().min(14)]);
     must("ip", &["link", "add", &net.tap, "type", "veth", "peer", "name", &peer, "netns", &net.ns]);
-    let err = Runtime::start(&spec(vec![tap_port("t0", &net.tap, T0_MAC, "10.77.0.1")]))
+    let err = Runtime::start(&light_spec(vec![iface_port("t0", "tap", &net.tap, T0_MAC, (1, 2), "10.77.0.1")], 2))
         .err()
         .expect("a veth is not a TAP")
         .to_string();
